@@ -1,0 +1,174 @@
+"""Boot stage: virtme-ng runs the kernel in QEMU and the guest script in it.
+
+KVM is used only when a short probe boot proves it works (on some hosts
+/dev/kvm exists but QEMU aborts or spins); otherwise TCG.  Every wait has a
+timeout, and the whole console goes to build/<arch>/console.log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import console
+from harness.arch import ArchConfig
+from harness.errors import BootError, UserError
+from harness.run import echo, quote
+
+STAGE = "boot"
+GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "run-tests.sh"
+START_MARK = "cpu-opv-guest: start"
+DONE_MARK = "cpu-opv-guest: done rc="
+PROBE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    arch: ArchConfig
+    image: Path
+    console_log: Path
+    results: Path
+    cpus: int = 4
+    memory: str = "2G"
+    timeout_s: int = 1800
+    kvm: bool = False
+
+
+@dataclass(frozen=True)
+class BootResult:
+    guest_rc: int | None     # the guest script's exit code, None if it never finished
+    console: str
+    seconds: float
+
+
+def vng() -> str:
+    path = shutil.which("vng")
+    if path is None:
+        raise BootError(STAGE, "virtme-ng (vng) is not installed",
+                        "run `make setup`, or use the Makefile, which puts build/venv/bin on PATH")
+    return path
+
+
+def vng_command(req: BootRequest, command: str | None) -> list[str]:
+    argv = [vng(), "--run", str(req.image), "--arch", req.arch.vng_arch,
+            "--cpus", str(req.cpus), "--memory", req.memory,
+            # 9p directly: vng would try the host's virtiofsd and give up,
+            # costing 3 s every boot.
+            "--force-9p", "--user", "root", "--verbose",
+            "--rwdir", str(req.results)]
+    if not req.kvm:
+        argv.append("--disable-kvm")
+    if command is not None:
+        argv += ["--exec", command]
+    return argv
+
+
+def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:
+    """True when a KVM boot of `image` reaches the kernel's own messages.
+
+    The answer depends on the host, not on our kernel, so it is cached per
+    host kernel and QEMU binary; the probe costs up to 30 s once.
+    """
+    if not arch.native or platform.machine() != "x86_64":
+        return False
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return False
+    key = f"{platform.release()} {os.stat(qemu).st_mtime_ns}"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return bool(cached["kvm"])
+    except (OSError, ValueError, KeyError):
+        pass
+    argv = [qemu, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nographic",
+            "-no-reboot", "-kernel", str(image),
+            "-append", "console=ttyS0 panic=-1 root=/dev/cpu-opv-probe"]
+    echo(f"boot: probing KVM ({PROBE_TIMEOUT_S}s at most): {quote(argv)}")
+    ok = False
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        ok = "Linux version" in proc.stdout
+    except subprocess.TimeoutExpired:
+        ok = False
+    echo(f"boot: KVM {'works' if ok else 'does not work here: using TCG'}")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "kvm": ok}))
+    return ok
+
+
+def boot(req: BootRequest, command: str) -> BootResult:
+    """Boot, run `command` in the guest, and return what happened.
+
+    Raises BootError for a VM that hung, never reached the guest script, or
+    whose kernel printed a panic, oops, BUG or WARNING.
+    """
+    argv = vng_command(req, command)
+    echo(f"boot: {req.cpus} CPUs, {'KVM' if req.kvm else 'TCG'}, "
+         f"console -> {req.console_log}")
+    echo(f"  $ {quote(argv)}")
+    start = time.monotonic()
+    with req.console_log.open("w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=req.timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            text = req.console_log.read_text(errors="replace")
+            raise BootError(
+                STAGE, f"the guest did not finish within {req.timeout_s}s "
+                f"({_progress(text)})",
+                f"see {req.console_log}; raise BOOT_TIMEOUT if the tests are just slow")
+    elapsed = time.monotonic() - start
+    text = req.console_log.read_text(errors="replace")
+    return BootResult(_guest_rc(text), text, elapsed)
+
+
+def _progress(text: str) -> str:
+    if DONE_MARK in text:
+        return "the guest script finished but QEMU did not exit"
+    if START_MARK in text:
+        return "it hung while running the tests"
+    if "Linux version" in text:
+        return "the kernel booted but never ran the guest script"
+    return "no kernel output at all"
+
+
+def _guest_rc(text: str) -> int | None:
+    idx = text.rfind(DONE_MARK)
+    if idx < 0:
+        return None
+    digits = text[idx + len(DONE_MARK):].split(None, 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def check_console(result: BootResult, console_log: Path) -> None:
+    """Turn a misbehaving kernel or an unfinished guest into a BootError."""
+    incidents = console.scan(result.console)
+    if incidents:
+        shown = "\n    ".join(str(i) for i in incidents[:10])
+        raise BootError(STAGE, f"the kernel reported {len(incidents)} problem(s):\n    {shown}",
+                        f"see {console_log}: a kernel warning is never a pass")
+    if result.guest_rc is None:
+        raise BootError(STAGE, f"the guest script did not finish ({_progress(result.console)})",
+                        f"see {console_log}")
+
+
+def require_native(arch: ArchConfig) -> None:
+    if not arch.native:
+        raise UserError(
+            STAGE, f"booting ARCH={arch.name} needs a guest root for that architecture, "
+            "which this version of the harness does not build yet",
+            "use ARCH=x86_64 for boot-test; `make kernel ARCH=...` builds other arches")

@@ -1,0 +1,220 @@
+"""Entry point: `python -m harness STAGE`.  The only place exit codes are chosen.
+
+Stages, each runnable alone and each running the ones it needs first:
+fetch -> patch -> config -> kernel -> boot-test.  Exit status: 0 all passed,
+1 a test failed, 2 infrastructure or usage (build error, boot failure,
+timeout, panic/oops/BUG/WARNING in the guest log, bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import arch as arches
+from harness import boot, build, kconfig, patch, report, source, tap
+from harness.arch import ArchConfig
+from harness.errors import (EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError,
+                            UserError)
+from harness.run import echo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each stage puts its outputs, for one architecture."""
+
+    build: Path
+    arch: ArchConfig
+
+    @property
+    def src_root(self) -> Path:
+        return self.build / "src"
+
+    @property
+    def arch_dir(self) -> Path:
+        return self.build / self.arch.name
+
+    @property
+    def objdir(self) -> Path:
+        return self.arch_dir / "obj"
+
+    @property
+    def results(self) -> Path:
+        return self.arch_dir / "results"
+
+
+@dataclass
+class Context:
+    paths: Paths
+    kernel_src: Path | None
+    patches: Path
+    extra_config: list[Path]
+    boot_timeout: int
+
+    def tree(self) -> source.Tree:
+        if self.kernel_src is not None:
+            return source.user_tree(self.kernel_src, self.paths.src_root)
+        return source.vanilla(self.paths.src_root)
+
+
+def stage_fetch(ctx: Context) -> source.Tree:
+    echo("== fetch: the kernel source")
+    return ctx.tree()
+
+
+def stage_patch(ctx: Context) -> tuple[source.Tree, str]:
+    tree = stage_fetch(ctx)
+    echo("== patch: apply patches/series with git am")
+    return tree, patch.apply(tree, ctx.patches)
+
+
+def stage_config(ctx: Context) -> source.Tree:
+    tree, head = stage_patch(ctx)
+    echo("== config: tinyconfig + kernel-config/ fragments, verified")
+    kconfig.configure(ctx.paths.arch, tree.worktree, ctx.paths.objdir, head,
+                      ctx.extra_config)
+    return tree
+
+
+def stage_kernel(ctx: Context) -> Path:
+    tree = stage_config(ctx)
+    echo(f"== build: {ctx.paths.arch.name} kernel, out of tree in {ctx.paths.objdir}")
+    return build.build(ctx.paths.arch, tree.worktree, ctx.paths.objdir,
+                       ctx.paths.build / ".kernel-build.lock",
+                       ctx.paths.arch_dir / "build.log")
+
+
+def _boot_request(ctx: Context, image: Path) -> boot.BootRequest:
+    p = ctx.paths
+    p.results.mkdir(parents=True, exist_ok=True)
+    kvm = boot.probe_kvm(p.arch, image, ctx.paths.build / "kvm-probe.json")
+    return boot.BootRequest(p.arch, image, p.arch_dir / "console.log", p.results,
+                            timeout_s=ctx.boot_timeout, kvm=kvm)
+
+
+def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
+    """Every suite the guest ran, as parsed TAP, in a stable order."""
+    suites: list[tap.Result] = []
+    dmesg = results / "dmesg-boot.txt"
+    ktap = tap.extract_ktap(dmesg.read_text(errors="replace") if dmesg.exists()
+                            else console_text)
+    kunit_on = "CONFIG_KUNIT=y" in (objdir / ".config").read_text()
+    if ktap:
+        suites.append(tap.parse(ktap, "kunit"))
+    elif kunit_on:
+        suites.append(tap.Result("kunit", tap.Status.ERROR,
+                                 "CONFIG_KUNIT=y but no KTAP on the console"))
+    pytest_dir = results / "pytest"
+    taps = sorted(pytest_dir.glob("*.tap")) if pytest_dir.is_dir() else []
+    if not taps:
+        suites.append(tap.Result("pytest", tap.Status.ERROR,
+                                 "no pytest results: the suites did not run"))
+    for f in taps:
+        suites.append(tap.parse(f.read_text(errors="replace"), f"pytest:{f.stem}"))
+    sdir = results / "selftests"
+    for f in sorted(sdir.glob("*.tap")) if sdir.is_dir() else []:
+        suites.append(tap.parse(f.read_text(errors="replace"), f"selftest:{f.stem}"))
+    return suites
+
+
+def stage_boot_test(ctx: Context) -> int:
+    image = stage_kernel(ctx)
+    boot.require_native(ctx.paths.arch)
+    echo("== boot: run every suite in the guest")
+    req = _boot_request(ctx, image)
+    # Stale results from an earlier run must never be read as this run's.
+    shutil.rmtree(req.results, ignore_errors=True)
+    req.results.mkdir(parents=True)
+    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results}"
+    result = boot.boot(req, guest_cmd)
+    echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc})")
+    boot.check_console(result, req.console_log)
+    echo("== report")
+    suites = collect(req.results, result.console, ctx.paths.objdir)
+    text, total = report.summary(suites)
+    junit = req.results / "junit.xml"
+    report.write_junit(suites, junit)
+    print(text, flush=True)
+    echo(f"report: JUnit XML {junit}; raw TAP/KTAP under {req.results}")
+    if total.failed or result.guest_rc != 0:
+        return EXIT_TEST_FAILED
+    if total.passed == 0:
+        echo("report: no test passed: a run that tests nothing is not a pass")
+        return EXIT_TEST_FAILED
+    return EXIT_PASS
+
+
+def stage_shell(ctx: Context) -> int:
+    image = stage_kernel(ctx)
+    boot.require_native(ctx.paths.arch)
+    req = _boot_request(ctx, image)
+    print(SHELL_BANNER.format(root=ROOT), flush=True)
+    argv = boot.vng_command(req, None) + ["--cwd", str(ROOT)]
+    os.environ["PYTHONPATH"] = str(ROOT)
+    os.execv(argv[0], argv)
+
+
+SHELL_BANNER = """\
+cpu_opv test VM: a 4-CPU guest of the kernel just built, root, cwd {root}.
+  python3 -m harness.poke --cpu 1 'add u64 @a 5'   poke cpu_opv from the command line
+  python3 -m harness.poke --repl                    a Python REPL with the bindings loaded
+  build/venv/bin/python -m pytest harness/suites    the guest test suites
+Leave with `exit` or Ctrl-D (the VM powers off)."""
+
+
+STAGES = {
+    "fetch": stage_fetch,
+    "patch": stage_patch,
+    "config": stage_config,
+    "kernel": stage_kernel,
+    "boot-test": stage_boot_test,
+    "shell": stage_shell,
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("--arch", default=os.environ.get("ARCH") or "x86_64",
+                   help="x86_64 (default), arm64, arm or powerpc")
+    p.add_argument("--kernel-src", default=os.environ.get("KERNEL_SRC") or None,
+                   help="use this kernel tree instead of the 6.12.107 tarball")
+    p.add_argument("--patches", default=str(ROOT / "patches"))
+    p.add_argument("--build-dir", default=str(ROOT / "build"))
+    p.add_argument("--extra-config", action="append", default=[],
+                   help="another Kconfig fragment to merge (repeatable)")
+    p.add_argument("--boot-timeout", type=int,
+                   default=int(os.environ.get("BOOT_TIMEOUT") or 1800))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    start = time.monotonic()
+    try:
+        arch = arches.get(args.arch)
+        extra = [Path(e).resolve() for e in args.extra_config]
+        ctx = Context(Paths(Path(args.build_dir).resolve(), arch),
+                      Path(args.kernel_src) if args.kernel_src else None,
+                      Path(args.patches).resolve(), extra, args.boot_timeout)
+        result = STAGES[args.stage](ctx)
+        rc = result if isinstance(result, int) else EXIT_PASS
+    except UserError as e:
+        echo(f"error: {e}")
+        rc = EXIT_INFRA
+    except HarnessError as e:
+        echo(f"FAILED in stage {e}")
+        rc = EXIT_INFRA
+    except KeyboardInterrupt:
+        echo("interrupted")
+        rc = EXIT_INFRA
+    echo(f"{args.stage}: exit {rc} after {time.monotonic() - start:.0f}s")
+    return rc

@@ -1,0 +1,52 @@
+"""Scan a guest console log for signs that the kernel misbehaved.
+
+A kernel warning is never a pass: any line below fails the boot with exit
+status 2, whatever the tests said.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# What the kernel prints when something went wrong, by kind.  Each pattern
+# is anchored on text the kernel itself emits (lib/bug.c, kernel/panic.c,
+# lockdep, KASAN, the hung task detector, RCU stall warnings).
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("oops", re.compile(r"\bOops\b|general protection fault|Unable to handle kernel")),
+    ("bug", re.compile(r"\bBUG: |kernel BUG at ")),
+    ("warning", re.compile(r"WARNING: (CPU: \d+|at |possible |suspicious |inconsistent )")),
+    ("lockdep", re.compile(r"WARNING: .*lock|=+\s*\[ INFO: ")),
+    ("kasan", re.compile(r"KASAN: |UBSAN: ")),
+    ("hung", re.compile(r"INFO: task .* blocked for more than|rcu: INFO: .* stall")),
+    ("trace", re.compile(r"^\s*Call Trace:")),
+)
+
+_TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+
+@dataclass(frozen=True)
+class Incident:
+    kind: str
+    lineno: int
+    line: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} at console line {self.lineno}: {self.line}"
+
+
+def scan(text: str) -> list[Incident]:
+    found = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = _TIMESTAMP.sub("", raw)
+        for kind, pattern in _PATTERNS:
+            if pattern.search(line):
+                found.append(Incident(kind, lineno, line.strip()))
+                break
+    return found
+
+
+def reached_userspace(text: str, marker: str) -> bool:
+    """Did the guest script start?  (It prints `marker` first thing.)"""
+    return marker in text

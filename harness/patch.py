@@ -1,0 +1,92 @@
+"""Patch stage: apply patches/series with `git am` onto the base commit.
+
+Re-applied only when the series or the base changed; then the worktree is
+reset to the base first, so only the files the series touches get new
+timestamps and only their dependents are rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from harness.errors import PatchError, UserError
+from harness.run import echo, run
+from harness.source import GIT_IDENTITY, Tree, ensure_worktree, git
+
+STAGE = "patch"
+
+
+def read_series(patch_dir: Path) -> list[Path]:
+    series = patch_dir / "series"
+    if not series.is_file():
+        raise UserError(STAGE, f"{series} does not exist",
+                        "create it: one patch file name per line (it may be empty)")
+    patches = []
+    for lineno, raw in enumerate(series.read_text().splitlines(), 1):
+        name = raw.split("#", 1)[0].strip()
+        if not name:
+            continue
+        path = patch_dir / name
+        if not path.is_file():
+            raise UserError(STAGE, f"{series}:{lineno}: {name} does not exist",
+                            "fix the name in the series file or add the patch")
+        patches.append(path)
+    return patches
+
+
+def _stamp_path(tree: Tree) -> Path:
+    return tree.worktree.with_name(tree.worktree.name + ".series")
+
+
+def series_digest(tree: Tree, patches: list[Path]) -> str:
+    h = hashlib.sha256(tree.base.encode())
+    for p in patches:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def describe_failure(output: str) -> str:
+    """Name the hunk that failed, from git am/apply's own words."""
+    hunks = re.findall(r"error: patch failed: (\S+)", output)
+    missing = re.findall(r"error: (\S+): does not exist in index", output)
+    other = re.findall(r"error: (.*)", output)
+    if hunks:
+        return "hunk failed at " + ", ".join(hunks)
+    if missing:
+        return "file not in the tree: " + ", ".join(missing)
+    return other[0] if other else output.strip()[-300:]
+
+
+def apply(tree: Tree, patch_dir: Path) -> str:
+    """Apply the series; return the resulting commit (the tree's identity)."""
+    patches = read_series(patch_dir)
+    ensure_worktree(tree)
+    want = series_digest(tree, patches)
+    stamp = _stamp_path(tree)
+    head = git(tree.worktree, "rev-parse", "HEAD", quiet=True)
+    if stamp.exists():
+        recorded_digest, _, recorded_head = stamp.read_text().partition(" ")
+        if recorded_digest == want and recorded_head.strip() == head:
+            echo(f"patch: {len(patches)} patches already applied in {tree.worktree}")
+            return head
+    echo(f"patch: applying {len(patches)} patches from {patch_dir} onto "
+         f"{tree.base[:12]} in {tree.worktree}")
+    stamp.unlink(missing_ok=True)
+    git(tree.worktree, "am", "--abort", check=False, quiet=True)
+    git(tree.worktree, "reset", "-q", "--hard", tree.base, quiet=True)
+    for p in patches:
+        proc = run(["git", "-C", str(tree.worktree), "am", "-q", str(p.resolve())],
+                   stage=STAGE, timeout=600, env=GIT_IDENTITY, check=False)
+        if proc.returncode != 0:
+            why = describe_failure(proc.stdout + proc.stderr)
+            # Leave the worktree clean (base + the patches that applied).
+            git(tree.worktree, "am", "--abort", check=False, quiet=True)
+            raise PatchError(STAGE, f"{p.name} does not apply: {why}",
+                             f"rebase {p.name} onto {tree.base[:12]} (try `git am -3` "
+                             f"in {tree.worktree}) and regenerate patches/")
+    head = git(tree.worktree, "rev-parse", "HEAD", quiet=True)
+    stamp.write_text(f"{want} {head}\n")
+    return head
+

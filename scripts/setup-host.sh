@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install what the host needs to build and boot the test kernels: Debian
+# packages (only when one is missing, so a warm run costs a dpkg query) and
+# a deb-src entry derived from the existing deb entries, which the fetch
+# stage needs for `apt-get source`.  Idempotent; uses sudo when not root.
+set -euo pipefail
+
+PKGS=(
+	build-essential bc bison flex cpio kmod libelf-dev libssl-dev ccache
+	git rsync xz-utils python3-venv udev sparse
+	qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-utils
+	gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-powerpc64le-linux-gnu
+	libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-ppc64el-cross
+)
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || {
+		echo "setup: not root and no sudo: install ${PKGS[*]} by hand" >&2
+		exit 2
+	}
+	SUDO=(sudo)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+# deb-src: copy each deb822 stanza of the system's sources with Types: deb-src.
+srcfile=/etc/apt/sources.list.d/cpu-opv-deb-src.sources
+need_update=0
+if [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list.d/debian.sources ]; then
+	sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
+		"${SUDO[@]}" tee "$srcfile" >/dev/null
+	need_update=1
+elif [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list ] &&
+	! grep -q '^deb-src' /etc/apt/sources.list; then
+	grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' |
+		"${SUDO[@]}" tee /etc/apt/sources.list.d/cpu-opv-deb-src.list >/dev/null
+	need_update=1
+fi
+
+if [ ${#missing[@]} -gt 0 ] || [ $need_update -eq 1 ]; then
+	echo "setup: apt-get update"
+	"${SUDO[@]}" apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >/dev/null
+fi
