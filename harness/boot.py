@@ -123,14 +123,15 @@ def boot(req: BootRequest, command: str) -> BootResult:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             proc.wait(timeout=req.timeout_s)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as e:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             text = req.console_log.read_text(errors="replace")
             raise BootError(
                 STAGE, f"the guest did not finish within {req.timeout_s}s "
                 f"({_progress(text)})",
-                f"see {req.console_log}; raise BOOT_TIMEOUT if the tests are just slow")
+                f"see {req.console_log}; raise BOOT_TIMEOUT if the tests are just slow"
+            ) from e
     elapsed = time.monotonic() - start
     text = req.console_log.read_text(errors="replace")
     return BootResult(_guest_rc(text), text, elapsed)

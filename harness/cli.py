@@ -19,8 +19,7 @@ from pathlib import Path
 from harness import arch as arches
 from harness import boot, build, kconfig, patch, report, source, tap
 from harness.arch import ArchConfig
-from harness.errors import (EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError,
-                            UserError)
+from harness.errors import EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError, UserError
 from harness.run import echo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +155,7 @@ def stage_shell(ctx: Context) -> int:
     boot.require_native(ctx.paths.arch)
     req = _boot_request(ctx, image)
     print(SHELL_BANNER.format(root=ROOT), flush=True)
-    argv = boot.vng_command(req, None) + ["--cwd", str(ROOT)]
+    argv = [*boot.vng_command(req, None), "--cwd", str(ROOT)]
     os.environ["PYTHONPATH"] = str(ROOT)
     os.execv(argv[0], argv)
 

@@ -72,36 +72,36 @@ def _parse_block(lines: list[_Line], pos: int, indent: int,
     """Parse one (sub)test stream at `indent`, returning its aggregate."""
     suite = Result(name)
     plan: int | None = None
-    pending_name = ""
+    # A subtest block is closed by its parent's result line, possibly after
+    # some diagnostics (KUnit prints "# name: pass:1 fail:0 ..." first).
+    open_sub: Result | None = None
     while pos < len(lines):
         line = lines[pos]
         if line.indent > indent and (_VERSION.match(line.text) or _SUBTEST.match(line.text)
                                      or _PLAN.match(line.text)):
-            sub, pos = _parse_block(lines, pos, line.indent, pending_name)
-            # The parent's result line follows the subtest and names it.
-            if pos < len(lines) and lines[pos].indent == indent:
-                m = _RESULT.match(lines[pos].text)
-                if m:
-                    _apply_result(sub, m)
-                    pos += 1
-            suite.children.append(sub)
-            pending_name = ""
+            open_sub, pos = _parse_block(lines, pos, line.indent, "")
+            suite.children.append(open_sub)
             continue
         if line.indent < indent:
             break
         text = line.text
         if line.indent == indent:
             if m := _SUBTEST.match(text):
-                suite.name = suite.name or m[1]
-                pending_name = m[1]
+                # KTAP: a subtest names itself inside its own block.
+                if not suite.children:
+                    suite.name = m[1]
             elif m := _PLAN.match(text):
                 plan = int(m[1])
                 if plan == 0 and m[2] and m[2].upper().startswith("SKIP"):
                     suite.status, suite.reason = Status.SKIP, m[2][4:].strip()
             elif m := _RESULT.match(text):
-                child = Result(m[3] or f"test {m[2]}")
-                _apply_result(child, m)
-                suite.children.append(child)
+                if open_sub is not None:
+                    _apply_result(open_sub, m)
+                    open_sub = None
+                else:
+                    child = Result(m[3] or f"test {m[2]}")
+                    _apply_result(child, m)
+                    suite.children.append(child)
             elif m := _BAIL.match(text):
                 suite.status, suite.reason = Status.ERROR, f"bail out: {m[1]}"
                 pos += 1
@@ -109,25 +109,30 @@ def _parse_block(lines: list[_Line], pos: int, indent: int,
             elif text.startswith("#"):
                 (suite.children[-1] if suite.children else suite).diagnostics.append(text)
         pos += 1
-    _finish(suite, plan)
+    _finish(suite, plan, nested=indent > 0)
     return suite, pos
 
 
 def _apply_result(res: Result, m: re.Match[str]) -> None:
+    """Apply a result line; it can make a subtest worse, never better."""
     directive = (m[4] or "").upper()
     if m[3] and not res.name:
         res.name = m[3]
+    if res.status in (Status.FAIL, Status.ERROR):
+        return
     if directive == "SKIP":
         res.status, res.reason = Status.SKIP, (m[5] or "").strip()
     elif m[1].lower() == "not ok" and directive != "TODO":
         res.status = Status.FAIL
-    elif res.status is not Status.ERROR and res.status is not Status.FAIL:
-        res.status = Status.PASS
 
 
-def _finish(suite: Result, plan: int | None) -> None:
+def _finish(suite: Result, plan: int | None, nested: bool) -> None:
     if suite.status in (Status.ERROR, Status.SKIP):
         return
+    # KUnit's parameterised tests print no plan; their parent's result
+    # line is what vouches for them.
+    if plan is None and nested and suite.children:
+        plan = len(suite.children)
     if plan is None:
         suite.status, suite.reason = Status.ERROR, "no test plan (1..N): the program did not finish"
     elif len(suite.children) < plan:

@@ -1,0 +1,77 @@
+"""Config stage: fragments are parsed strictly and dropped options named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import arch, kconfig
+from harness.errors import ConfigError, UserError
+
+KCONFIG = """\
+config SMP
+\tbool "SMP"
+config HOTPLUG_CPU
+\tbool "hotplug"
+\tdepends on SMP
+config NR_CPUS
+\tint "cpus"
+\tdefault 1
+menuconfig MODULES
+\tbool "modules"
+\tmodules
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "Kconfig").write_text(KCONFIG)
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 107\n")
+    return tmp_path
+
+
+def test_fragment_syntax_error(tmp_path: Path) -> None:
+    frag = tmp_path / "bad.config"
+    frag.write_text("CONFIG_SMP=y\nSMP=y\n")
+    with pytest.raises(UserError, match=r"bad.config:2: not a Kconfig line"):
+        kconfig.parse_fragment(frag)
+
+
+def test_fragment_forms(tmp_path: Path) -> None:
+    frag = tmp_path / "ok.config"
+    frag.write_text("# comment\n\nCONFIG_SMP=y\n# CONFIG_NR_CPUS is not set\nCONFIG_X=\"s\"\n")
+    got = [(r.name, r.value) for r in kconfig.parse_fragment(frag)]
+    assert got == [("SMP", "y"), ("NR_CPUS", "n"), ("X", '"s"')]
+
+
+def test_dropped_option_names_dependency(tree: Path, tmp_path: Path) -> None:
+    kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)   # also: `modules` parses
+    frag = tmp_path / "f.config"
+    frag.write_text("CONFIG_SMP=n\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\nCONFIG_NOPE=y\n")
+    reqs = kconfig.parse_fragment(frag)
+    config = tmp_path / ".config"
+    config.write_text("")
+    kconfig._merge(kconf, config, reqs)
+    with pytest.raises(ConfigError) as e:
+        kconfig._verify(kconf, config, reqs)
+    msg = str(e.value)
+    assert "CONFIG_HOTPLUG_CPU=y (f.config:2) is n: depends on SMP, which is n" in msg
+    assert "CONFIG_NOPE (f.config:4): no such symbol" in msg
+    assert "NR_CPUS" not in msg and "CONFIG_SMP" not in msg.replace("on SMP", "")
+
+
+def test_all_requested_survive(tree: Path, tmp_path: Path) -> None:
+    kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)
+    frag = tmp_path / "f.config"
+    frag.write_text("CONFIG_SMP=y\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\n")
+    reqs = kconfig.parse_fragment(frag)
+    config = tmp_path / ".config"
+    config.write_text("")
+    kconfig._merge(kconf, config, reqs)
+    kconfig._verify(kconf, config, reqs)
+
+
+def test_repo_fragments_parse() -> None:
+    for frag in kconfig.FRAGMENT_DIR.glob("*.config"):
+        assert kconfig.parse_fragment(frag), f"{frag} is empty"
