@@ -1,0 +1,97 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# build.sh ARCH KSRC OUTDIR
+#
+# Builds static binaries of the cpu_opv selftests (selftests/cpu-opv, built
+# as tools/testing/selftests/cpu-opv of KSRC) and of KSRC's own rseq
+# selftests, with the kselftest Makefiles, into OUTDIR/cpu-opv and
+# OUTDIR/rseq, and writes OUTDIR/kselftest-list.txt ("suite:program"
+# lines, what run-in-guest.sh runs). KSRC is only read: the selftests
+# framework is copied to OUTDIR/.build, the uapi headers are installed
+# there from KSRC. A KSRC without include/uapi/linux/cpu_opv.h (vanilla)
+# gets the rseq selftests only. Running it again with nothing changed
+# rebuilds nothing.
+#
+# ARCH: x86_64, arm64, arm or powerpc (powerpc64le).
+# Exit: 0 built, 1 build failed, 2 usage error.
+
+set -euo pipefail
+
+usage() {
+	echo "usage: $0 ARCH KSRC OUTDIR  (ARCH: x86_64 arm64 arm powerpc)" >&2
+	exit 2
+}
+
+[ $# -eq 3 ] || usage
+arch=$1
+ksrc=$(realpath -e "$2") || usage
+out=$(realpath -m "$3")
+here=$(dirname "$(realpath "$0")")
+
+case $arch in
+x86_64)		cross= ;;
+arm64)		cross=aarch64-linux-gnu- ;;
+arm)		cross=arm-linux-gnueabihf- ;;
+powerpc)	cross=powerpc64le-linux-gnu- ;;
+*)		usage ;;
+esac
+[ "$arch" = x86_64 ] && [ "$(uname -m)" != x86_64 ] && cross=x86_64-linux-gnu-
+[ -f "$ksrc/tools/testing/selftests/rseq/rseq.h" ] || {
+	echo "$0: $ksrc is not a kernel tree with rseq selftests" >&2
+	exit 2
+}
+command -v "${cross}gcc" >/dev/null || {
+	echo "$0: ${cross}gcc not found" >&2
+	exit 1
+}
+
+scratch=$out/.build
+sel=$scratch/tools/testing/selftests
+jobs=$(nproc)
+mkdir -p "$sel" "$out"
+
+run() {
+	echo "+ $*" >&2
+	"$@"
+}
+
+# uapi headers of KSRC: <linux/rseq.h>, <linux/cpu_opv.h>, <asm/unistd.h>.
+run make -s -C "$ksrc" O="$scratch/obj-$arch" ARCH="$arch" \
+	INSTALL_HDR_PATH="$scratch/usr-$arch" headers_install
+khdr="-isystem $scratch/usr-$arch/include"
+
+# The selftests framework, copied with its timestamps so make stays
+# incremental; tools/include is read in place.
+run rsync -a "$ksrc/tools/testing/selftests/"{lib.mk,kselftest.h,kselftest_harness.h,kselftest,rseq} "$sel/"
+ln -sfn "$ksrc/tools/include" "$scratch/tools/include"
+
+suites=(rseq)
+if [ -f "$ksrc/include/uapi/linux/cpu_opv.h" ]; then
+	run rsync -a --delete "$here/cpu-opv/" "$sel/cpu-opv/"
+	suites+=(cpu-opv)
+else
+	echo "$0: $ksrc has no include/uapi/linux/cpu_opv.h: rseq selftests only" >&2
+fi
+
+kmake() {
+	local suite=$1
+	shift
+	mkdir -p "$scratch/$arch-$suite"
+	run make -s -j"$jobs" -C "$sel/$suite" CROSS_COMPILE="$cross" \
+		OUTPUT="$scratch/$arch-$suite" KHDR_INCLUDES="$khdr" "$@"
+}
+
+# rseq links its programs against librseq.so. Build that shared object
+# first without -static, then the programs with -static against a
+# librseq.a made by rseq-static.mk.
+kmake rseq "$scratch/$arch-rseq/librseq.so"
+kmake rseq -f Makefile -f "$here/rseq-static.mk" USERCFLAGS=-static \
+	INSTALL_PATH="$out/rseq" install
+[ "${#suites[@]}" -lt 2 ] ||
+	kmake cpu-opv USERLDFLAGS=-static INSTALL_PATH="$out/cpu-opv" install
+
+for suite in "${suites[@]}"; do
+	make -s -C "$sel/$suite" OUTPUT="$scratch/$arch-$suite" emit_tests
+done > "$out/kselftest-list.txt"
+echo "built $arch: $(wc -l < "$out/kselftest-list.txt") programs in $out (list: $out/kselftest-list.txt)"
