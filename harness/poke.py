@@ -34,10 +34,14 @@ TYPES = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 SLOT = 2 * memory.PAGE_SIZE   # bytes per scratch buffer: room for a 4096 operand
 SHOW_MAX = 64                 # bytes of a buffer printed at most
 
-SCALAR: dict[str, Callable[[int, int, int], co.CpuOp]] = {"add": co.add, "add_release": co.add_release, "or": co.or_,
-          "and": co.and_, "xor": co.xor, "lshift": co.lshift, "rshift": co.rshift}
-DATA: dict[str, Callable[[int, int, int], co.CpuOp]] = {"cmpeq": co.compare_eq, "cmpne": co.compare_ne, "memcpy": co.memcpy,
-        "memcpy_release": co.memcpy_release}
+Ctor = Callable[[int, int, int], co.CpuOp]
+# scalar ops read 'OP TYPE @p N'; data ops 'OP LEN @x @y'
+SCALAR: dict[str, Ctor] = {
+    "add": co.add, "add_release": co.add_release, "or": co.or_, "and": co.and_,
+    "xor": co.xor, "lshift": co.lshift, "rshift": co.rshift}
+DATA: dict[str, Ctor] = {
+    "cmpeq": co.compare_eq, "cmpne": co.compare_ne, "memcpy": co.memcpy,
+    "memcpy_release": co.memcpy_release}
 OPERAND = re.compile(r"@([A-Za-z_]\w*)(?:\+(\w+))?$")
 
 
