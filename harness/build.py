@@ -22,6 +22,7 @@ from harness.kconfig import make_argv
 from harness.run import echo, quote
 
 STAGE = "build"
+BASEDIR = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90 * 60
 _STEP = re.compile(r"^\s+(CC|AS|LD|AR|CPP|HOSTCC|OBJCOPY|GEN|SYSHDR|SYSTBL)\s")
 _ERROR = re.compile(r"(error|Error \d+|undefined reference|No rule to make)", re.I)
@@ -62,9 +63,12 @@ def _run_make(argv: list[str], log: Path) -> None:
     start = last = time.monotonic()
     steps = 0
     errors: list[str] = []
+    # CCACHE_BASEDIR makes the cache hit across clones of this repository:
+    # ccache rewrites absolute paths below it to relative ones.
+    env = {**os.environ, "LC_ALL": "C", "CCACHE_BASEDIR": str(BASEDIR)}
     with log.open("w") as logf, subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "LC_ALL": "C"}) as proc:
+            env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             logf.write(line)

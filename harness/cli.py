@@ -188,8 +188,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="use this kernel tree instead of the 6.12.107 tarball")
     p.add_argument("--patches", default=str(ROOT / "patches"))
     p.add_argument("--build-dir", default=str(ROOT / "build"))
-    p.add_argument("--extra-config", action="append", default=[],
-                   help="another Kconfig fragment to merge (repeatable)")
+    p.add_argument("--extra-config", action="append",
+                   default=(os.environ.get("EXTRA_CONFIG") or "").split(),
+                   help="another Kconfig fragment to merge (repeatable; "
+                   "EXTRA_CONFIG='a.config b.config')")
     p.add_argument("--boot-timeout", type=int,
                    default=int(os.environ.get("BOOT_TIMEOUT") or 1800))
     return p.parse_args(argv)

@@ -27,7 +27,7 @@ from harness.run import echo, run
 STAGE = "config"
 FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
 # Fragments merged on every architecture, in this order, before the arch's.
-COMMON_FRAGMENTS = ("vm.config", "rseq.config")
+COMMON_FRAGMENTS = ("vm.config", "debug.config", "rseq.config")
 # Merged only when the tree defines the symbol named in the value, so that
 # an empty series (a vanilla kernel) still configures.
 CONDITIONAL_FRAGMENTS = {"cpu_opv.config": "CPU_OPV"}
@@ -171,7 +171,11 @@ def why_dropped(kconf: Any, req: Request) -> str:
     if kconfiglib.expr_value(dep) == 0:
         return f"depends on {kconfiglib.expr_str(dep)}, which is n"
     if sym.rev_dep is not kconf.n and kconfiglib.expr_value(sym.rev_dep):
-        return f"forced by select from {kconfiglib.expr_str(sym.rev_dep)}"
+        # Name only the selects that are active, not every possible one.
+        active = [kconfiglib.expr_str(term)
+                  for term in kconfiglib.split_expr(sym.rev_dep, kconfiglib.OR)
+                  if kconfiglib.expr_value(term)]
+        return f"selected by {' || '.join(active)}"
     if not sym.visibility and req.value != "n":
         return "has no prompt here: it cannot be set by a fragment"
     return "changed by olddefconfig"

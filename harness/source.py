@@ -72,8 +72,8 @@ def user_tree(path: Path, src_root: Path) -> Tree:
     if inside.returncode == 0 and Path(inside.stdout.strip()) == path:
         dirty = git(path, "status", "--porcelain", "--untracked-files=no", quiet=True)
         if dirty:
-            echo(f"fetch: note: KERNEL_SRC has uncommitted changes; the test tree is "
-                 f"built from its HEAD, without them")
+            echo("fetch: note: KERNEL_SRC has uncommitted changes; the test tree is "
+                 "built from its HEAD, without them")
         base = git(path, "rev-parse", "HEAD^{commit}", quiet=True)
         return Tree(path, base, src_root / f"user-{key}")
     # Not a git tree: take a copy we own and make it one.
