@@ -107,11 +107,13 @@ OLD = 0x8877_6655_4433_2211
 
 def scalar_expected(name: str, old: int, arg: int, length: int) -> int:
     m = (1 << 8 * length) - 1
-    return {
-        "add": (old + arg) & m, "add_release": (old + arg) & m,
-        "or": old | (arg & m), "and": old & (arg & m), "xor": old ^ (arg & m),
-        "lshift": (old << arg) & m, "rshift": old >> arg,
-    }[name]
+    fns: dict[str, Callable[[], int]] = {   # lazily: a shift count may be negative
+        "add": lambda: (old + arg) & m, "add_release": lambda: (old + arg) & m,
+        "or": lambda: old | (arg & m), "and": lambda: old & (arg & m),
+        "xor": lambda: old ^ (arg & m),
+        "lshift": lambda: (old << arg) & m, "rshift": lambda: old >> arg,
+    }
+    return fns[name]()
 
 
 def offset(place: str, length: int) -> int:
