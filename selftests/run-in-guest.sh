@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-in-guest.sh OUTDIR RESULTSDIR
+#
+# Runs, in the guest (as root), every program of OUTDIR/kselftest-list.txt
+# as written by build.sh, each from its suite directory and under
+# `timeout`. For each it writes RESULTSDIR/<suite>/<program>.tap (its TAP
+# output; programs that print plain text get a one-test TAP wrapper) and
+# RESULTSDIR/<suite>/<program>.rc (its exit code), and prints one summary
+# line, also saved in RESULTSDIR/summary.txt.
+#
+# Status: PASS (exit 0), SKIP (exit 4), TIMEOUT (124/137), FAIL (other).
+# Exit: 0 if nothing failed or timed out, 1 otherwise, 2 usage error.
+#
+# Environment: TIMEOUT, seconds per program (default 120);
+# RSEQ_PARAM_ARGS, extra param_test arguments for rseq's
+# run_param_test.sh, whose full matrix takes hours under TCG
+# (default "-r 50"); RSEQ_PARAM_TIMEOUT (default 600).
+
+if [ $# -ne 2 ] || [ ! -f "$1/kselftest-list.txt" ]; then
+	echo "usage: $0 OUTDIR RESULTSDIR (OUTDIR as built by build.sh)" >&2
+	exit 2
+fi
+out=$(realpath "$1")
+results=$(realpath -m "$2")
+mkdir -p "$results" || exit 2
+
+timeout_for() {
+	case $1 in
+	cpu-opv:run_param_test.sh) echo 240 ;;	# its own budget is 150 s
+	rseq:run_param_test.sh) echo "${RSEQ_PARAM_TIMEOUT:-600}" ;;
+	*) echo "${TIMEOUT:-120}" ;;
+	esac
+}
+
+args_for() {
+	case $1 in
+	rseq:run_param_test.sh) echo "${RSEQ_PARAM_ARGS--r 50}" ;;
+	esac
+}
+
+echo "# $(uname -r) $(uname -m), $(nproc) CPUs, uid $(id -u)" | tee "$results/summary.txt"
+failed=0
+while IFS=: read -r suite prog; do
+	[ -n "$prog" ] || continue
+	mkdir -p "$results/$suite"
+	tap=$results/$suite/$prog.tap
+	limit=$(timeout_for "$suite:$prog")
+	# shellcheck disable=SC2046 # the extra arguments are a word list
+	start=$SECONDS
+	(cd "$out/$suite" && timeout -k 10 "$limit" "./$prog" $(args_for "$suite:$prog")) \
+		> "$tap.raw" 2>&1 < /dev/null
+	rc=$?
+	secs=$((SECONDS - start))
+	echo "$rc" > "$results/$suite/$prog.rc"
+	case $rc in
+	0) status=PASS ;;
+	4) status=SKIP ;;
+	124 | 137) status=TIMEOUT ;;
+	*) status=FAIL ;;
+	esac
+	if grep -q '^TAP version' "$tap.raw"; then
+		mv "$tap.raw" "$tap"
+	else
+		{
+			echo "TAP version 13"
+			echo "1..1"
+			sed 's/^/# /' "$tap.raw"
+			case $status in
+			PASS) echo "ok 1 $prog" ;;
+			SKIP) echo "ok 1 $prog # SKIP" ;;
+			*) echo "not ok 1 $prog # $status, exit $rc" ;;
+			esac
+		} > "$tap"
+		rm -f "$tap.raw"
+	fi
+	counts="ok $(grep -c '^ok ' "$tap"), not ok $(grep -c '^not ok ' "$tap"), skip $(grep -c '^ok .*# SKIP' "$tap")"
+	printf '%-36s %-7s rc=%-3s %4ss  %s\n' "$suite/$prog" "$status" "$rc" \
+		"$secs" "$counts" | tee -a "$results/summary.txt"
+	case $status in FAIL | TIMEOUT) failed=1 ;; esac
+done < "$out/kselftest-list.txt"
+exit $failed
