@@ -93,20 +93,32 @@ static bool check_val(const char *what, uint64_t got, uint64_t want)
 static uint64_t load(void *p, size_t len)
 {
 	switch (len) {
-	case 1: return *(uint8_t *)p;
-	case 2: return *(uint16_t *)p;
-	case 4: return *(uint32_t *)p;
-	default: return *(uint64_t *)p;
+	case 1:
+		return *(uint8_t *)p;
+	case 2:
+		return *(uint16_t *)p;
+	case 4:
+		return *(uint32_t *)p;
+	default:
+		return *(uint64_t *)p;
 	}
 }
 
 static void store(void *p, size_t len, uint64_t v)
 {
 	switch (len) {
-	case 1: *(uint8_t *)p = v; break;
-	case 2: *(uint16_t *)p = v; break;
-	case 4: *(uint32_t *)p = v; break;
-	default: *(uint64_t *)p = v; break;
+	case 1:
+		*(uint8_t *)p = v;
+		break;
+	case 2:
+		*(uint16_t *)p = v;
+		break;
+	case 4:
+		*(uint32_t *)p = v;
+		break;
+	default:
+		*(uint64_t *)p = v;
+		break;
 	}
 }
 

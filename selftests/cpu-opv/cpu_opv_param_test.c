@@ -384,7 +384,7 @@ static struct percpu_memcpy_entry {
 	struct memcpy_item *array;
 } __attribute__((aligned(128))) mbuf[CPU_SETSIZE];
 
-static void memcpy_push(struct memcpy_item item)
+static void memcpy_push(struct memcpy_item *item)
 {
 	for (;;) {
 		int cpu = current_cpu(), ret;
@@ -398,13 +398,13 @@ static void memcpy_push(struct memcpy_item item)
 			RSEQ_INJECT_C(7)
 			ret = (opt_release ? cpu_op_cmpeqv_memcpy_storev_release :
 			       cpu_op_cmpeqv_memcpy_storev)(&b->offset, offset,
-					&b->array[offset], &item, sizeof(item),
+					&b->array[offset], item, sizeof(*item),
 					offset + 1, cpu);
 		} else {
 			ret = rseq_cmpeqv_trymemcpy_storev(opt_release ?
 					RSEQ_MO_RELEASE : RSEQ_MO_RELAXED, PERCPU,
 					&b->offset, offset, &b->array[offset],
-					&item, sizeof(item), offset + 1, cpu);
+					item, sizeof(*item), offset + 1, cpu);
 		}
 		if (committed(ret, slow))
 			return;
@@ -445,7 +445,7 @@ static void memcpy_op(void)
 		return;
 	if (opt_yield)
 		sched_yield();
-	memcpy_push(item);
+	memcpy_push(&item);
 }
 
 static void (*test_op)(void);
@@ -595,17 +595,39 @@ int main(int argc, char **argv)
 		case '1' ... '9':
 			loop_cnt[opt - '0'] = atoi(optarg);
 			break;
-		case 'm': opt_modulo = atoi(optarg); break;
-		case 'y': opt_yield = 1; break;
-		case 'k': opt_signal = 1; break;
-		case 's': opt_sleep = atoi(optarg); break;
-		case 't': opt_threads = atoi(optarg); break;
-		case 'r': opt_reps = atoll(optarg); break;
-		case 'o': opt_slow_after = atoi(optarg); break;
-		case 'c': opt_cpu_opv_only = 1; break;
-		case 'M': opt_release = 1; break;
-		case 'T': opt_test = optarg[0]; break;
-		case 'v': verbose = 1; break;
+		case 'm':
+			opt_modulo = atoi(optarg);
+			break;
+		case 'y':
+			opt_yield = 1;
+			break;
+		case 'k':
+			opt_signal = 1;
+			break;
+		case 's':
+			opt_sleep = atoi(optarg);
+			break;
+		case 't':
+			opt_threads = atoi(optarg);
+			break;
+		case 'r':
+			opt_reps = atoll(optarg);
+			break;
+		case 'o':
+			opt_slow_after = atoi(optarg);
+			break;
+		case 'c':
+			opt_cpu_opv_only = 1;
+			break;
+		case 'M':
+			opt_release = 1;
+			break;
+		case 'T':
+			opt_test = optarg[0];
+			break;
+		case 'v':
+			verbose = 1;
+			break;
 		default:
 			usage(argv[0]);
 			return opt == 'h' ? 0 : KSFT_FAIL;
@@ -635,11 +657,21 @@ int main(int argc, char **argv)
 	sched_getaffinity(0, sizeof(allowed), &allowed);
 	expect = populate(&allowed);
 	switch (opt_test) {
-	case 's': test_op = spinlock_op; break;
-	case 'i': test_op = inc_op; break;
-	case 'l': test_op = list_op; break;
-	case 'b': test_op = buffer_op; break;
-	case 'm': test_op = memcpy_op; break;
+	case 's':
+		test_op = spinlock_op;
+		break;
+	case 'i':
+		test_op = inc_op;
+		break;
+	case 'l':
+		test_op = list_op;
+		break;
+	case 'b':
+		test_op = buffer_op;
+		break;
+	case 'm':
+		test_op = memcpy_op;
+		break;
 	}
 	if (opt_test == 's' || opt_test == 'i')
 		expect = (uint64_t)opt_threads * opt_reps;

@@ -58,7 +58,7 @@ fail=0
 pass=0
 for row in "${rows[@]}"; do
 	n=$((n + 1))
-	name="cpu_opv_param_test $row -t $threads -r $reps ${extra[*]}"
+	name="cpu_opv_param_test $row -t $threads -r $reps${extra[*]:+ ${extra[*]}}"
 	if [ $((SECONDS - start)) -ge "$budget" ]; then
 		echo "ok $n $name # SKIP time budget of ${budget}s spent"
 		continue

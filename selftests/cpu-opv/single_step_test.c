@@ -32,7 +32,7 @@ static intptr_t count[CPU_SETSIZE];
 static volatile long nr_aborts;
 
 /* Traced child: one increment, then SIGUSR2 tells the tracer it is done. */
-static void __attribute__((noreturn)) child(int fallback)
+static void __noreturn child(int fallback)
 {
 	intptr_t sum = 0;
 	int i;
@@ -126,8 +126,12 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "s:n:")) != -1) {
 		switch (opt) {
-		case 's': max_steps = atol(optarg); break;
-		case 'n': slow_after = atoi(optarg); break;
+		case 's':
+			max_steps = atol(optarg);
+			break;
+		case 'n':
+			slow_after = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: %s [-s max steps (30000)] [-n aborts before cpu_opv (10)]\n",
 				argv[0]);
