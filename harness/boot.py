@@ -57,12 +57,13 @@ def vng() -> str:
 
 
 def vng_command(req: BootRequest, command: str | None) -> list[str]:
-    argv = [vng(), "--run", str(req.image), "--arch", req.arch.vng_arch,
-            "--cpus", str(req.cpus), "--memory", req.memory,
+    argv = [vng(), "--run", str(req.image), "--cpus", str(req.cpus), "--memory", req.memory,
             # 9p directly: vng would try the host's virtiofsd and give up,
             # costing 3 s every boot.
             "--force-9p", "--user", "root", "--verbose",
             "--rwdir", str(req.results)]
+    if not req.arch.native:
+        argv += ["--arch", req.arch.vng_arch]
     if not req.kvm:
         argv.append("--disable-kvm")
     if command is not None:

@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import arch as arches
-from harness import boot, build, kconfig, patch, report, source, tap
+from harness import (
+    boot,
+    build,
+    checkpatch,
+    kconfig,
+    patch,
+    report,
+    series_check,
+    source,
+    sparse,
+    tap,
+)
 from harness.arch import ArchConfig
 from harness.errors import EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError, UserError
 from harness.run import echo
@@ -131,7 +142,9 @@ def stage_boot_test(ctx: Context) -> int:
     # Stale results from an earlier run must never be read as this run's.
     shutil.rmtree(req.results, ignore_errors=True)
     req.results.mkdir(parents=True)
-    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results}"
+    config = (ctx.paths.objdir / ".config").read_text()
+    cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
+    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} {cpu_opv}"
     result = boot.boot(req, guest_cmd)
     echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc})")
     boot.check_console(result, req.console_log)
@@ -168,6 +181,45 @@ cpu_opv test VM: a 4-CPU guest of the kernel just built, root, cwd {root}.
 Leave with `exit` or Ctrl-D (the VM powers off)."""
 
 
+def stage_checkpatch(ctx: Context) -> int:
+    patches = [p for p in patch.read_series(ctx.patches)
+               if not checkpatch.is_cover_letter(p)]
+    if not patches:
+        echo("checkpatch: no patches")
+        return EXIT_PASS
+    tree = stage_fetch(ctx)
+    echo("== checkpatch: scripts/checkpatch.pl --strict on each patch")
+    # The patched worktree has the series' own checkpatch changes, if any.
+    top = tree.worktree if (tree.worktree / "scripts").is_dir() else tree.repo
+    results = checkpatch.check_series(top, patches)
+    print(checkpatch.report(results), flush=True)
+    return EXIT_TEST_FAILED if any(r.failed for r in results) else EXIT_PASS
+
+
+def stage_series_check(ctx: Context) -> int:
+    patches = patch.read_series(ctx.patches)
+    if not patches:
+        echo("series-check: no patches")
+        return EXIT_PASS
+    tree = stage_fetch(ctx)
+    echo(f"== series-check: each of the {len(patches)} prefixes of the series builds")
+    results = series_check.check(ctx.paths.arch, tree, patches,
+                                 ctx.paths.build / "series-check",
+                                 ctx.paths.build / ".kernel-build.lock", ctx.extra_config)
+    print(series_check.report(results, len(patches)), flush=True)
+    return EXIT_TEST_FAILED if any(not r.ok for r in results) else EXIT_PASS
+
+
+def stage_sparse(ctx: Context) -> int:
+    tree = stage_config(ctx)
+    echo("== sparse: C=2 W=1 on the series' files under kernel/ and include/")
+    result = sparse.check(ctx.paths.arch, tree, ctx.paths.objdir,
+                          ctx.paths.build / ".kernel-build.lock",
+                          ctx.paths.arch_dir / "sparse.log")
+    print(sparse.report(result), flush=True)
+    return EXIT_TEST_FAILED if result.diagnostics else EXIT_PASS
+
+
 STAGES = {
     "fetch": stage_fetch,
     "patch": stage_patch,
@@ -175,6 +227,9 @@ STAGES = {
     "kernel": stage_kernel,
     "boot-test": stage_boot_test,
     "shell": stage_shell,
+    "checkpatch": stage_checkpatch,
+    "series-check": stage_series_check,
+    "sparse": stage_sparse,
 }
 
 

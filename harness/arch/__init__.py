@@ -20,7 +20,7 @@ class ArchConfig:
     kernel_arch: str     # ARCH= for the kernel's make
     cross_compile: str   # CROSS_COMPILE= prefix, "" for native
     image: str           # boot image, relative to the O= directory
-    vng_arch: str        # virtme-ng --arch
+    vng_arch: str        # virtme-ng --arch (Debian names: amd64, armhf, ...)
     fragment: str        # kernel-config/<fragment>: console and machine bits
     native: bool         # can the host's userspace run in the guest?
 

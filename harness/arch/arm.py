@@ -5,7 +5,7 @@ CONFIG = ArchConfig(
     kernel_arch="arm",
     cross_compile="arm-linux-gnueabihf-",
     image="arch/arm/boot/zImage",
-    vng_arch="arm",
+    vng_arch="armhf",
     fragment="arm.config",
     native=False,
 )

@@ -5,7 +5,7 @@ CONFIG = ArchConfig(
     kernel_arch="powerpc",
     cross_compile="powerpc64le-linux-gnu-",
     image="vmlinux",
-    vng_arch="ppc64le",
+    vng_arch="ppc64el",
     fragment="powerpc.config",
     native=False,
 )

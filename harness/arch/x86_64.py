@@ -5,7 +5,7 @@ CONFIG = ArchConfig(
     kernel_arch="x86",
     cross_compile="",
     image="arch/x86/boot/bzImage",
-    vng_arch="x86_64",
+    vng_arch="amd64",
     fragment="x86_64.config",
     native=True,
 )

@@ -22,6 +22,14 @@ class _Collector:
         self.outdir = outdir
         # module -> test id -> (status, reason); insertion order is run order.
         self.results: dict[str, dict[str, tuple[str, str]]] = {}
+        # Modules skipped as a whole at import (e.g. no cpu_opv in the kernel).
+        self.module_skips: dict[str, str] = {}
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.skipped and report.nodeid.endswith(".py"):
+            longrepr = report.longrepr
+            msg = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            self.module_skips[Path(report.nodeid).stem] = msg.removeprefix("Skipped: ")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         module, _, name = report.nodeid.partition("::")
@@ -38,6 +46,10 @@ class _Collector:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.outdir.mkdir(parents=True, exist_ok=True)
+        for module, reason in self.module_skips.items():
+            reason = " ".join(reason.split()).replace("#", "_")
+            (self.outdir / f"{module}.tap").write_text(
+                f"KTAP version 1\n1..0 # SKIP {reason}\n")
         for module, tests in self.results.items():
             lines = ["KTAP version 1", f"1..{len(tests)}"]
             for i, (name, (status, reason)) in enumerate(tests.items(), 1):
