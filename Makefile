@@ -22,7 +22,7 @@ HARNESS := PYTHONPATH=$(CURDIR) $(PY) -m harness
 PY_SOURCES := harness
 
 .PHONY: all setup fetch patch config kernel boot-test shell test check lint \
-	typecheck unit-test clean help
+	typecheck unit-test checkpatch series-check sparse clean help
 
 all: boot-test
 
@@ -49,6 +49,14 @@ setup: $(VENV)/.ready
 fetch patch config kernel boot-test shell: $(VENV)/.ready
 	@$(HARNESS) $@
 
+# --- the series' own checks ---------------------------------------------------
+# checkpatch takes seconds and is part of `make check`; series-check builds
+# every prefix of the series (minutes each) and sparse rebuilds the series'
+# objects with C=2 W=1: run them by hand.
+
+checkpatch series-check sparse: $(VENV)/.ready
+	@$(HARNESS) $@
+
 # --- host-only checks (seconds, no VM) ---------------------------------------
 
 lint: $(VENV)/.ready
@@ -63,7 +71,7 @@ unit-test: $(VENV)/.ready
 	@echo "check: harness unit tests"
 	@PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -p no:cacheprovider harness/tests
 
-check: lint typecheck unit-test
+check: lint typecheck unit-test checkpatch
 
 test: check
 	@$(MAKE) --no-print-directory boot-test

@@ -7,6 +7,7 @@ ad-hoc builds take too.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.arch import ArchConfig
@@ -39,8 +41,13 @@ def make_command(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
     return argv
 
 
-def build(arch: ArchConfig, srctree: Path, objdir: Path, lock: Path, log: Path) -> Path:
-    argv = make_command(arch, srctree.resolve(), objdir.resolve())
+@contextlib.contextmanager
+def kernel_lock(lock: Path) -> Iterator[None]:
+    """Hold the machine's kernel-build lock, waiting for it if need be.
+
+    flock is per open file: a process that holds it and takes it again
+    through this function deadlocks, so callers take it once around make.
+    """
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as lockf:
         try:
@@ -48,6 +55,12 @@ def build(arch: ArchConfig, srctree: Path, objdir: Path, lock: Path, log: Path) 
         except BlockingIOError:
             echo(f"build: waiting for another kernel build to finish ({lock})")
             fcntl.flock(lockf, fcntl.LOCK_EX)
+        yield
+
+
+def build(arch: ArchConfig, srctree: Path, objdir: Path, lock: Path, log: Path) -> Path:
+    argv = make_command(arch, srctree.resolve(), objdir.resolve())
+    with kernel_lock(lock):
         _run_make(argv, log)
     image = objdir / arch.image
     if not image.is_file():

@@ -1,0 +1,135 @@
+"""Bisectability: every prefix of the series configures and builds.
+
+Prefix k is prefix k-1 plus `git am` of patch k, in one worktree of our own,
+so between two builds only patch k's files change and make rebuilds only
+what depends on them.  Prefix 0 is the vanilla kernel: not built.
+
+The layout mirrors the main pipeline's one level down: the worktree is
+build/series-check/src/patched and the objects go to
+build/series-check/<arch>/obj.  Paths relative to the object directory are
+then the same as the main build's, and with CCACHE_BASEDIR (harness.build)
+ccache hits on every file the main build compiled: prefix 1 is not a cold
+build.
+
+A prefix that built is remembered (a hash of the base, the config fragments
+and the patches up to it), so re-running after editing patch 7 builds from
+prefix 7 on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import build, kconfig, patch
+from harness.arch import ArchConfig
+from harness.errors import BuildError, ConfigError, PatchError
+from harness.run import echo, run
+from harness.source import GIT_IDENTITY, Tree, git
+
+STAGE = "series-check"
+
+
+@dataclass(frozen=True)
+class PrefixResult:
+    index: int          # 1-based: the prefix ends with this patch
+    patch: str
+    ok: bool
+    seconds: float
+    cached: bool = False
+    why: str = ""       # the failing step's first error lines
+
+    def line(self, total: int) -> str:
+        head = f"[{self.index}/{total}] {self.patch}:"
+        if self.cached:
+            return f"{head} ok (built before, unchanged)"
+        if self.ok:
+            return f"{head} ok, {self.seconds:.0f}s"
+        return f"{head} FAILED after {self.seconds:.0f}s\n    {self.why}"
+
+
+def worktree(tree: Tree, path: Path) -> Path:
+    """A detached worktree of tree.repo at path: no branch to clash with
+    the main pipeline's, which may be checked out in build/src/patched."""
+    if not (path / ".git").exists():
+        git(tree.repo, "worktree", "prune", quiet=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git(tree.repo, "worktree", "add", "-q", "-f", "--detach", str(path), tree.base)
+    git(path, "am", "--abort", check=False, quiet=True)
+    git(path, "reset", "-q", "--hard", tree.base, quiet=True)
+    return path
+
+
+def config_salt(arch: ArchConfig, base: str, extra: Sequence[Path]) -> hashlib._Hash:
+    """What a prefix's verdict depends on besides its patches."""
+    h = hashlib.sha256(f"{arch.name}\0{base}\0".encode())
+    for f in [*sorted(kconfig.FRAGMENT_DIR.glob("*.config")), *extra]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h
+
+
+def _am(wt: Path, p: Path, base: str) -> None:
+    proc = run(["git", "-C", str(wt), "am", "-q", str(p.resolve())], stage=STAGE,
+               timeout=600, env=GIT_IDENTITY, check=False)
+    if proc.returncode != 0:
+        git(wt, "am", "--abort", check=False, quiet=True)
+        raise PatchError(STAGE, f"{p.name} does not apply: "
+                         f"{patch.describe_failure(proc.stdout + proc.stderr)}",
+                         f"rebase it onto {base[:12]} and regenerate patches/")
+
+
+def _build_prefix(arch: ArchConfig, wt: Path, objdir: Path, lock: Path, log: Path,
+                  extra: Sequence[Path]) -> None:
+    head = git(wt, "rev-parse", "HEAD", quiet=True)
+    # configure runs the kernel's make (tinyconfig, olddefconfig): it takes
+    # the lock too, released before build.build takes it again.
+    with build.kernel_lock(lock):
+        kconfig.configure(arch, wt, objdir, head, extra)
+    build.build(arch, wt, objdir, lock, log)
+
+
+def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
+          lock: Path, extra: Sequence[Path] = ()) -> list[PrefixResult]:
+    """Build every prefix in order; stop at the first that fails."""
+    wt = worktree(tree, root / "src" / tree.worktree.name)
+    arch_dir = root / arch.name
+    objdir = arch_dir / "obj"
+    arch_dir.mkdir(parents=True, exist_ok=True)
+    verified_file = arch_dir / "verified-prefixes"
+    verified = set(verified_file.read_text().split()) if verified_file.exists() else set()
+    h = config_salt(arch, tree.base, extra)
+    results: list[PrefixResult] = []
+    for k, p in enumerate(patches, 1):
+        _am(wt, p, tree.base)
+        h.update(p.read_bytes())
+        key = h.hexdigest()
+        if key in verified:
+            results.append(PrefixResult(k, p.name, True, 0.0, cached=True))
+            echo(results[-1].line(len(patches)))
+            continue
+        echo(f"series-check: [{k}/{len(patches)}] building with {p.name} applied")
+        start = time.monotonic()
+        try:
+            _build_prefix(arch, wt, objdir, lock, arch_dir / f"prefix-{k:02d}.log", extra)
+        except (BuildError, ConfigError) as e:
+            why = "\n    ".join(str(e).splitlines()[:14])
+            results.append(PrefixResult(k, p.name, False, time.monotonic() - start, why=why))
+            echo(results[-1].line(len(patches)))
+            break
+        results.append(PrefixResult(k, p.name, True, time.monotonic() - start))
+        echo(results[-1].line(len(patches)))
+        with verified_file.open("a") as f:
+            f.write(key + "\n")
+    return results
+
+
+def report(results: Sequence[PrefixResult], total: int) -> str:
+    lines = [r.line(total) for r in results]
+    built = len(results)
+    if built < total and results and not results[-1].ok:
+        lines.append(f"series-check: stopped at prefix {built}; "
+                     f"{total - built} later prefixes not built")
+    return "\n".join(lines)
