@@ -21,7 +21,7 @@ HARNESS := PYTHONPATH=$(CURDIR) $(PY) -m harness
 
 PY_SOURCES := harness
 
-.PHONY: all setup fetch patch config kernel boot-test shell test check lint \
+.PHONY: all setup fetch patch config kernel selftests boot-test shell soak test check lint \
 	typecheck unit-test checkpatch series-check sparse clean help
 
 all: boot-test
@@ -46,7 +46,7 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
-fetch patch config kernel boot-test shell: $(VENV)/.ready
+fetch patch config kernel selftests boot-test shell: $(VENV)/.ready
 	@$(HARNESS) $@
 
 # --- the series' own checks ---------------------------------------------------
@@ -70,6 +70,11 @@ typecheck: $(VENV)/.ready
 unit-test: $(VENV)/.ready
 	@echo "check: harness unit tests"
 	@PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -p no:cacheprovider harness/tests
+
+# The long stress tests too: upstream rseq's basic_percpu_ops_test and
+# run_param_test.sh, which take many minutes each under TCG.
+soak: $(VENV)/.ready
+	@PROFILE=full BOOT_TIMEOUT=10800 $(HARNESS) boot-test
 
 check: lint typecheck unit-test checkpatch
 

@@ -31,7 +31,7 @@ from harness import (
 )
 from harness.arch import ArchConfig
 from harness.errors import EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError, UserError
-from harness.run import echo
+from harness.run import echo, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +67,7 @@ class Context:
     patches: Path
     extra_config: list[Path]
     boot_timeout: int
+    profile: str = "quick"
 
     def tree(self) -> source.Tree:
         if self.kernel_src is not None:
@@ -101,6 +102,16 @@ def stage_kernel(ctx: Context) -> Path:
                        ctx.paths.arch_dir / "build.log")
 
 
+def stage_selftests(ctx: Context) -> Path:
+    """Build the C selftests (ours and the tree's rseq ones) for the guest."""
+    tree = stage_config(ctx)
+    out = ctx.paths.arch_dir / "selftests"
+    echo(f"== selftests: build for {ctx.paths.arch.name} into {out}")
+    run(["bash", str(ROOT / "selftests" / "build.sh"), ctx.paths.arch.name,
+         str(tree.worktree), str(out)], stage="selftests", timeout=1800)
+    return out
+
+
 def _boot_request(ctx: Context, image: Path) -> boot.BootRequest:
     p = ctx.paths
     p.results.mkdir(parents=True, exist_ok=True)
@@ -128,15 +139,18 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
                                  "no pytest results: the suites did not run"))
     for f in taps:
         suites.append(tap.parse(f.read_text(errors="replace"), f"pytest:{f.stem}"))
+    # selftests/run-in-guest.sh writes <suite>/<program>.tap.
     sdir = results / "selftests"
-    for f in sorted(sdir.glob("*.tap")) if sdir.is_dir() else []:
-        suites.append(tap.parse(f.read_text(errors="replace"), f"selftest:{f.stem}"))
+    for f in sorted(sdir.glob("*/*.tap")) if sdir.is_dir() else []:
+        suites.append(tap.parse(f.read_text(errors="replace"),
+                                f"selftest:{f.parent.name}/{f.stem}"))
     return suites
 
 
 def stage_boot_test(ctx: Context) -> int:
     image = stage_kernel(ctx)
     boot.require_native(ctx.paths.arch)
+    stage_selftests(ctx)
     echo("== boot: run every suite in the guest")
     req = _boot_request(ctx, image)
     # Stale results from an earlier run must never be read as this run's.
@@ -144,7 +158,8 @@ def stage_boot_test(ctx: Context) -> int:
     req.results.mkdir(parents=True)
     config = (ctx.paths.objdir / ".config").read_text()
     cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
-    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} {cpu_opv}"
+    guest_cmd = (f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} {cpu_opv} "
+                 f"{ctx.profile}")
     result = boot.boot(req, guest_cmd)
     echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc})")
     boot.check_console(result, req.console_log)
@@ -225,6 +240,7 @@ STAGES = {
     "patch": stage_patch,
     "config": stage_config,
     "kernel": stage_kernel,
+    "selftests": stage_selftests,
     "boot-test": stage_boot_test,
     "shell": stage_shell,
     "checkpatch": stage_checkpatch,
@@ -247,6 +263,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    default=(os.environ.get("EXTRA_CONFIG") or "").split(),
                    help="another Kconfig fragment to merge (repeatable; "
                    "EXTRA_CONFIG='a.config b.config')")
+    p.add_argument("--profile", choices=("quick", "full"),
+                   default=os.environ.get("PROFILE") or "quick",
+                   help="quick: every suite, stress tests time-bounded (default); "
+                   "full: also the long upstream rseq stress tests (make soak)")
     p.add_argument("--boot-timeout", type=int,
                    default=int(os.environ.get("BOOT_TIMEOUT") or 1800))
     return p.parse_args(argv)
@@ -260,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         extra = [Path(e).resolve() for e in args.extra_config]
         ctx = Context(Paths(Path(args.build_dir).resolve(), arch),
                       Path(args.kernel_src) if args.kernel_src else None,
-                      Path(args.patches).resolve(), extra, args.boot_timeout)
+                      Path(args.patches).resolve(), extra, args.boot_timeout,
+                      args.profile)
         result = STAGES[args.stage](ctx)
         rc = result if isinstance(result, int) else EXIT_PASS
     except UserError as e:

@@ -11,6 +11,8 @@ results=$2
 if [ "${3:-}" = required ]; then
 	export CPU_OPV_REQUIRED=1
 fi
+# quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh.
+export PROFILE=${4:-quick}
 echo "cpu-opv-guest: start"
 cd "$(dirname "$0")/../.." || exit 2
 export PYTHONPATH=$PWD PYTHONDONTWRITEBYTECODE=1

@@ -46,10 +46,10 @@ def _results(tmp_path: Path, pytest_tap: str) -> Path:
 
 def test_collect_reads_every_suite(tmp_path: Path) -> None:
     res = _results(tmp_path, "KTAP version 1\n1..2\nok 1 a\nnot ok 2 b\n")
-    (res / "selftests").mkdir()
-    (res / "selftests" / "basic.tap").write_text("TAP version 13\n1..1\nok 1 x\n")
+    (res / "selftests" / "rseq").mkdir(parents=True)
+    (res / "selftests" / "rseq" / "basic.tap").write_text("TAP version 13\n1..1\nok 1 x\n")
     suites = cli.collect(res, "", tmp_path)
-    assert [s.name for s in suites] == ["pytest:test_rseq", "selftest:basic"]
+    assert [s.name for s in suites] == ["pytest:test_rseq", "selftest:rseq/basic"]
 
 
 def test_collect_missing_pytest_is_failure(tmp_path: Path) -> None:
@@ -76,6 +76,7 @@ def test_boot_test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     objdir.mkdir(parents=True)
     (objdir / ".config").write_text("CONFIG_KUNIT=n\n")
     monkeypatch.setattr(cli, "stage_kernel", lambda ctx: tmp_path / "bzImage")
+    monkeypatch.setattr(cli, "stage_selftests", lambda ctx: tmp_path / "selftests")
     monkeypatch.setattr(boot, "boot", fake_boot)
     monkeypatch.setattr(boot, "probe_kvm", lambda *a: False)
     assert cli.main(["boot-test", "--build-dir", str(tmp_path / "build")]) == code
