@@ -16,7 +16,7 @@ import pytest
 from harness import arch as arches
 from harness import build, checkpatch, cli, kconfig, series_check, source, sparse
 from harness.arch import ArchConfig
-from harness.errors import EXIT_PASS, EXIT_TEST_FAILED, BuildError, InfraError
+from harness.errors import EXIT_PASS, EXIT_TEST_FAILED, BuildError, ConfigError, InfraError
 from harness.tests.conftest import git
 
 DATA = Path(__file__).parent / "data"
@@ -196,11 +196,11 @@ class FakeBuild:
     def __init__(self, fail_at: Sequence[int] = ()) -> None:
         self.fail_at = set(fail_at)
         self.builds: list[dict[str, Any]] = []
-        self.configured: list[str] = []
+        self.configured: list[tuple[str, bool]] = []
 
     def configure(self, arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
-                  extra: Sequence[Path] = ()) -> Path:
-        self.configured.append(tree_id)
+                  extra: Sequence[Path] = (), missing_ok: bool = False) -> Path:
+        self.configured.append((tree_id, missing_ok))
         return objdir / ".config"
 
     def build(self, arch: ArchConfig, srctree: Path, objdir: Path, lock: Path,
@@ -245,7 +245,9 @@ def test_every_prefix_is_built_incrementally(fake_kernel: Path, tmp_path: Path,
     assert [(r.index, r.patch, r.ok) for r in results] == [
         (i, p.name, True) for i, p in enumerate(three_patches, 1)]
     b = fake.builds
-    assert len(b) == 3 and len(set(fake.configured)) == 3
+    assert len(b) == 3 and len({tree_id for tree_id, _ in fake.configured}) == 3
+    # Only the whole series must define every option the fragments ask for.
+    assert [missing_ok for _, missing_ok in fake.configured] == [True, True, False]
     assert b[0]["other"] == "int other;\n" and "line three" not in b[0]["rseq"]
     assert "line three" in b[1]["rseq"] and "line thirty" not in b[1]["rseq"]
     assert "line three" in b[2]["rseq"] and "line thirty" in b[2]["rseq"]
@@ -285,6 +287,28 @@ def test_built_prefixes_are_remembered(fake_kernel: Path, tmp_path: Path,
     results = _series_check(fake_kernel, tmp_path, three_patches, edited, monkeypatch)
     assert [r.cached for r in results] == [True, True, False]
     assert len(edited.builds) == 1 and "line 30 again" in edited.builds[0]["rseq"]
+
+
+def test_configure_tolerates_options_a_later_patch_adds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Kconfig").write_text('config SMP\n\tbool "SMP"\n')
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 107\n")
+    frag = tmp_path / "cpu_opv.config"
+    frag.write_text("CONFIG_SMP=y\nCONFIG_CPU_OPV_KUNIT_TEST=y\n")
+    monkeypatch.setattr(kconfig, "fragments_for", lambda *a: [frag])
+
+    def make(argv: Sequence[str | Path], **kw: Any) -> subprocess.CompletedProcess[str]:
+        if argv[-1] == "tinyconfig":
+            (tmp_path / "obj" / ".config").write_text("")
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    monkeypatch.setattr(kconfig, "run", make)
+    with pytest.raises(ConfigError, match=r"CONFIG_CPU_OPV_KUNIT_TEST .*no such symbol"):
+        kconfig.configure(X86, tmp_path, tmp_path / "obj", "full series")
+    kconfig.configure(X86, tmp_path, tmp_path / "obj", "prefix 1", missing_ok=True)
+    assert "not in this tree yet, not checked: CONFIG_CPU_OPV_KUNIT_TEST" \
+        in capsys.readouterr().err
+    assert "CONFIG_SMP=y" in (tmp_path / "obj" / ".config").read_text()
 
 
 def test_cli_series_check_failure_is_1(fake_kernel: Path, tmp_path: Path,
