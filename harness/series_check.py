@@ -13,7 +13,8 @@ build.
 
 A prefix that built is remembered (a hash of the base, the config fragments
 and the patches up to it), so re-running after editing patch 7 builds from
-prefix 7 on.
+prefix 7 on; and the worktree resumes at the longest prefix it still holds,
+so the files of patches 1-6 keep their timestamps and are not rebuilt.
 """
 
 from __future__ import annotations
@@ -51,16 +52,34 @@ class PrefixResult:
         return f"{head} FAILED after {self.seconds:.0f}s\n    {self.why}"
 
 
-def worktree(tree: Tree, path: Path) -> Path:
-    """A detached worktree of tree.repo at path: no branch to clash with
-    the main pipeline's, which may be checked out in build/src/patched."""
+def worktree(tree: Tree, path: Path, at: str) -> Path:
+    """A detached worktree of tree.repo at path, reset to the commit `at`:
+    no branch to clash with the main pipeline's, which may be checked out
+    in build/src/patched."""
     if not (path / ".git").exists():
         git(tree.repo, "worktree", "prune", quiet=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         git(tree.repo, "worktree", "add", "-q", "-f", "--detach", str(path), tree.base)
     git(path, "am", "--abort", check=False, quiet=True)
-    git(path, "reset", "-q", "--hard", tree.base, quiet=True)
+    git(path, "reset", "-q", "--hard", at, quiet=True)
     return path
+
+
+def _applied(state: Path, keys: Sequence[str]) -> list[str]:
+    """The commits of the longest prefix the worktree already holds.
+
+    Resuming there, instead of re-applying the series on the base, keeps
+    the timestamps of the files those patches touched, so make does not
+    rebuild their dependents (a patch to sched.h: the whole kernel).
+    """
+    recorded = dict(line.split() for line in state.read_text().splitlines()
+                    if line) if state.exists() else {}
+    commits: list[str] = []
+    for key in keys:
+        if key not in recorded:
+            break
+        commits.append(recorded[key])
+    return commits
 
 
 def config_salt(arch: ArchConfig, base: str, extra: Sequence[Path]) -> hashlib._Hash:
@@ -96,18 +115,31 @@ def _build_prefix(arch: ArchConfig, wt: Path, objdir: Path, lock: Path, log: Pat
 def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
           lock: Path, extra: Sequence[Path] = ()) -> list[PrefixResult]:
     """Build every prefix in order; stop at the first that fails."""
-    wt = worktree(tree, root / "src" / tree.worktree.name)
     arch_dir = root / arch.name
     objdir = arch_dir / "obj"
     arch_dir.mkdir(parents=True, exist_ok=True)
     verified_file = arch_dir / "verified-prefixes"
     verified = set(verified_file.read_text().split()) if verified_file.exists() else set()
     h = config_salt(arch, tree.base, extra)
-    results: list[PrefixResult] = []
-    for k, p in enumerate(patches, 1):
-        _am(wt, p, tree.base)
+    keys = []
+    for p in patches:
         h.update(p.read_bytes())
-        key = h.hexdigest()
+        keys.append(h.hexdigest())
+    # Which prefix the worktree holds: one "key commit" line per patch.
+    state = root / "src" / "applied-prefixes"
+    path = root / "src" / tree.worktree.name
+    commits = _applied(state, keys) if (path / ".git").exists() else []
+    if commits and git(path, "cat-file", "-t", commits[-1], check=False,
+                       quiet=True) != "commit":
+        commits = []
+    wt = worktree(tree, path, commits[-1] if commits else tree.base)
+    state.write_text("".join(f"{k} {c}\n" for k, c in zip(keys, commits, strict=False)))
+    results: list[PrefixResult] = []
+    for k, (p, key) in enumerate(zip(patches, keys, strict=True), 1):
+        if k > len(commits):
+            _am(wt, p, tree.base)
+            with state.open("a") as f:
+                f.write(f"{key} {git(wt, 'rev-parse', 'HEAD', quiet=True)}\n")
         if key in verified:
             results.append(PrefixResult(k, p.name, True, 0.0, cached=True))
             echo(results[-1].line(len(patches)))

@@ -276,7 +276,8 @@ def test_failed_prefix_stops_and_is_named(fake_kernel: Path, tmp_path: Path,
 def test_built_prefixes_are_remembered(fake_kernel: Path, tmp_path: Path,
                                        three_patches: list[Path],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    _series_check(fake_kernel, tmp_path, three_patches, FakeBuild(), monkeypatch)
+    first = FakeBuild()
+    _series_check(fake_kernel, tmp_path, three_patches, first, monkeypatch)
     again = FakeBuild()
     results = _series_check(fake_kernel, tmp_path, three_patches, again, monkeypatch)
     assert again.builds == [] and all(r.cached for r in results)
@@ -287,6 +288,21 @@ def test_built_prefixes_are_remembered(fake_kernel: Path, tmp_path: Path,
     results = _series_check(fake_kernel, tmp_path, three_patches, edited, monkeypatch)
     assert [r.cached for r in results] == [True, True, False]
     assert len(edited.builds) == 1 and "line 30 again" in edited.builds[0]["rseq"]
+    # The worktree resumed at prefix 2 instead of re-applying the series on
+    # the base: patch 1's file kept its timestamp, so nothing is rebuilt for it.
+    assert edited.builds[0]["other_mtime"] == first.builds[0]["other_mtime"]
+
+
+def test_resume_falls_back_to_the_base(fake_kernel: Path, tmp_path: Path,
+                                       three_patches: list[Path],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _series_check(fake_kernel, tmp_path, three_patches, FakeBuild(fail_at=[3]), monkeypatch)
+    state = tmp_path / "build" / "series-check" / "src" / "applied-prefixes"
+    state.write_text(state.read_text().replace(state.read_text().split()[-1], "0" * 40))
+    retry = FakeBuild()
+    results = _series_check(fake_kernel, tmp_path, three_patches, retry, monkeypatch)
+    assert [r.cached for r in results] == [True, True, False] and results[-1].ok
+    assert "line thirty" in retry.builds[0]["rseq"] and "line three" in retry.builds[0]["rseq"]
 
 
 def test_configure_tolerates_options_a_later_patch_adds(
