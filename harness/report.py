@@ -45,7 +45,7 @@ def summary(suites: Sequence[Result]) -> tuple[str, Counts]:
         c = count(s)
         total += c
         extra = f" ({s.reason})" if s.reason and s.status is not Status.PASS else ""
-        lines.append(f"  {s.name:<28} {c.passed:4d} passed {c.failed:4d} failed "
+        lines.append(f"  {s.name:<46} {c.passed:4d} passed {c.failed:4d} failed "
                      f"{c.skipped:4d} skipped{extra}")
         for leaf in s.leaves():
             if leaf.status in (Status.FAIL, Status.ERROR):
