@@ -68,6 +68,7 @@ class Context:
     extra_config: list[Path]
     boot_timeout: int
     profile: str = "quick"
+    configured: source.Tree | None = None
 
     def tree(self) -> source.Tree:
         if self.kernel_src is not None:
@@ -87,10 +88,15 @@ def stage_patch(ctx: Context) -> tuple[source.Tree, str]:
 
 
 def stage_config(ctx: Context) -> source.Tree:
+    # Later stages (kernel, selftests) both need the configured tree: do the
+    # work once per run.
+    if ctx.configured is not None:
+        return ctx.configured
     tree, head = stage_patch(ctx)
     echo("== config: tinyconfig + kernel-config/ fragments, verified")
     kconfig.configure(ctx.paths.arch, tree.worktree, ctx.paths.objdir, head,
                       ctx.extra_config)
+    ctx.configured = tree
     return tree
 
 
