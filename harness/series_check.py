@@ -90,6 +90,15 @@ def config_salt(arch: ArchConfig, base: str, extra: Sequence[Path]) -> hashlib._
     return h
 
 
+def build_input(patch_file: Path) -> bytes:
+    """The part of a patch a build depends on: its diff.  Renumbering the
+    series ([PATCH 1/7] -> [PATCH 01/10]) or rewording a commit message
+    must not make a built prefix build again."""
+    text = patch_file.read_bytes()
+    start = text.find(b"\ndiff --git ")
+    return text if start < 0 else text[start:]
+
+
 def _am(wt: Path, p: Path, base: str) -> None:
     proc = run(["git", "-C", str(wt), "am", "-q", str(p.resolve())], stage=STAGE,
                timeout=600, env=GIT_IDENTITY, check=False)
@@ -123,7 +132,7 @@ def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
     h = config_salt(arch, tree.base, extra)
     keys = []
     for p in patches:
-        h.update(p.read_bytes())
+        h.update(build_input(p))
         keys.append(h.hexdigest())
     # Which prefix the worktree holds: one "key commit" line per patch.
     state = root / "src" / "applied-prefixes"

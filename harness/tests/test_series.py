@@ -293,6 +293,18 @@ def test_built_prefixes_are_remembered(fake_kernel: Path, tmp_path: Path,
     assert edited.builds[0]["other_mtime"] == first.builds[0]["other_mtime"]
 
 
+def test_rewording_a_patch_keeps_its_prefix_built(
+        fake_kernel: Path, tmp_path: Path, three_patches: list[Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _series_check(fake_kernel, tmp_path, three_patches, FakeBuild(), monkeypatch)
+    for p in three_patches:
+        p.write_text(p.read_text().replace("Subject: [PATCH ", "Subject: [PATCH v2 ")
+                     .replace("\n---\n", "\nA better commit message.\n---\n", 1))
+    again = FakeBuild()
+    results = _series_check(fake_kernel, tmp_path, three_patches, again, monkeypatch)
+    assert again.builds == [] and all(r.cached for r in results)
+
+
 def test_resume_falls_back_to_the_base(fake_kernel: Path, tmp_path: Path,
                                        three_patches: list[Path],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
