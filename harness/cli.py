@@ -24,6 +24,7 @@ from harness import (
     kconfig,
     patch,
     report,
+    selftests_patch,
     series_check,
     source,
     sparse,
@@ -116,6 +117,21 @@ def stage_selftests(ctx: Context) -> Path:
     run(["bash", str(ROOT / "selftests" / "build.sh"), ctx.paths.arch.name,
          str(tree.worktree), str(out)], stage="selftests", timeout=1800)
     return out
+
+
+def stage_selftests_patch(ctx: Context) -> None:
+    selftests_patch.write(ctx.patches, ctx.paths.src_root)
+
+
+def stage_check_selftests_patch(ctx: Context) -> int:
+    problems = selftests_patch.check(ctx.patches, ctx.paths.src_root)
+    for p in problems:
+        echo(f"selftests-patch: {p}")
+    if problems:
+        echo("selftests-patch: run `make selftests-patch` and commit patches/")
+        return EXIT_TEST_FAILED
+    echo("selftests-patch: patches/ matches selftests/cpu-opv")
+    return EXIT_PASS
 
 
 def _boot_request(ctx: Context, image: Path) -> boot.BootRequest:
@@ -247,6 +263,8 @@ STAGES = {
     "config": stage_config,
     "kernel": stage_kernel,
     "selftests": stage_selftests,
+    "selftests-patch": stage_selftests_patch,
+    "check-selftests-patch": stage_check_selftests_patch,
     "boot-test": stage_boot_test,
     "shell": stage_shell,
     "checkpatch": stage_checkpatch,

@@ -77,7 +77,10 @@ def apply(tree: Tree, patch_dir: Path) -> str:
     git(tree.worktree, "am", "--abort", check=False, quiet=True)
     git(tree.worktree, "reset", "-q", "--hard", tree.base, quiet=True)
     for p in patches:
-        proc = run(["git", "-C", str(tree.worktree), "am", "-q", str(p.resolve())],
+        # Committer date = the patch's date: the same series on the same
+        # base always gives the same commits (the selftests patch's parent).
+        proc = run(["git", "-C", str(tree.worktree), "am", "-q",
+                    "--committer-date-is-author-date", str(p.resolve())],
                    stage=STAGE, timeout=600, env=GIT_IDENTITY, check=False)
         if proc.returncode != 0:
             why = describe_failure(proc.stdout + proc.stderr)

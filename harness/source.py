@@ -32,6 +32,7 @@ class Tree:
     repo: Path       # the git repository that holds `base`
     base: str        # the commit the series applies to
     worktree: Path   # where the series is applied and the kernel built from
+    branch: str = BRANCH  # ours, checked out in `worktree` (one per worktree)
 
 
 def git(repo: Path, *args: str, timeout: float = 600, check: bool = True,
@@ -101,4 +102,4 @@ def ensure_worktree(tree: Tree) -> None:
     wt.parent.mkdir(parents=True, exist_ok=True)
     # -B: the branch is ours (its name says so); an earlier run's worktree
     # directory may have been deleted while its branch stayed.
-    git(tree.repo, "worktree", "add", "-q", "-f", "-B", BRANCH, str(wt), tree.base)
+    git(tree.repo, "worktree", "add", "-q", "-f", "-B", tree.branch, str(wt), tree.base)

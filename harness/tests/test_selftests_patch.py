@@ -1,0 +1,23 @@
+"""The selftests patch: subject renumbering and what the staleness check compares."""
+
+from __future__ import annotations
+
+from harness import selftests_patch as sp
+
+
+def test_renumber_subjects() -> None:
+    text = "From abc Mon Sep 17 00:00:00 2001\nSubject: [PATCH 03/10] x86: Wire up cpu_opv\n"
+    assert sp._renumber(text, 11).splitlines()[1] == \
+        "Subject: [PATCH 03/11] x86: Wire up cpu_opv"
+
+
+def test_cover_letter_renumbered() -> None:
+    assert "[PATCH 00/11]" in sp._renumber("Subject: [PATCH 00/10] cpu_opv\n", 11)
+
+
+def test_body_ignores_commit_line_only() -> None:
+    a = "From 1111 Mon Sep 17 00:00:00 2001\nSubject: x\n+code\n"
+    b = "From 2222 Mon Sep 17 00:00:00 2001\nSubject: x\n+code\n"
+    c = "From 2222 Mon Sep 17 00:00:00 2001\nSubject: x\n+other code\n"
+    assert sp._body(a) == sp._body(b)
+    assert sp._body(a) != sp._body(c)
