@@ -1,8 +1,9 @@
 """Patch stage: apply patches/series with `git am` onto the base commit.
 
-Re-applied only when the series or the base changed; then the worktree is
-reset to the base first, so only the files the series touches get new
-timestamps and only their dependents are rebuilt.
+Re-applied only when the series or the base changed, in a scratch
+worktree; the build tree then moves to the result with one `git reset
+--hard`, which rewrites only the files that differ, so only their
+dependents are rebuilt.
 """
 
 from __future__ import annotations
@@ -72,24 +73,36 @@ def apply(tree: Tree, patch_dir: Path) -> str:
             echo(f"patch: {len(patches)} patches already applied in {tree.worktree}")
             return head
     echo(f"patch: applying {len(patches)} patches from {patch_dir} onto "
-         f"{tree.base[:12]} in {tree.worktree}")
+         f"{tree.base[:12]}")
     stamp.unlink(missing_ok=True)
-    git(tree.worktree, "am", "--abort", check=False, quiet=True)
-    git(tree.worktree, "reset", "-q", "--hard", tree.base, quiet=True)
-    for p in patches:
-        # Committer date = the patch's date: the same series on the same
-        # base always gives the same commits (the selftests patch's parent).
-        proc = run(["git", "-C", str(tree.worktree), "am", "-q",
-                    "--committer-date-is-author-date", str(p.resolve())],
-                   stage=STAGE, timeout=600, env=GIT_IDENTITY, check=False)
-        if proc.returncode != 0:
-            why = describe_failure(proc.stdout + proc.stderr)
-            # Leave the worktree clean (base + the patches that applied).
-            git(tree.worktree, "am", "--abort", check=False, quiet=True)
-            raise PatchError(STAGE, f"{p.name} does not apply: {why}",
-                             f"rebase {p.name} onto {tree.base[:12]} (try `git am -3` "
-                             f"in {tree.worktree}) and regenerate patches/")
+    result = _apply_in_scratch(tree, patches)
+    # Move the build tree to the result in one step: git rewrites only the
+    # files that differ, so a changed series rebuilds only what it touches.
+    git(tree.worktree, "reset", "-q", "--hard", result, quiet=True)
     head = git(tree.worktree, "rev-parse", "HEAD", quiet=True)
     stamp.write_text(f"{want} {head}\n")
     return head
 
+
+
+def _apply_in_scratch(tree: Tree, patches: list[Path]) -> str:
+    """git am the series in a scratch worktree; return the resulting commit."""
+    scratch = Tree(tree.repo, tree.base, tree.worktree.with_name(tree.worktree.name + ".am"),
+                   tree.branch + "-am")
+    ensure_worktree(scratch)
+    wt = scratch.worktree
+    git(wt, "am", "--abort", check=False, quiet=True)
+    git(wt, "reset", "-q", "--hard", tree.base, quiet=True)
+    for p in patches:
+        # Committer date = the patch's date: the same series on the same
+        # base always gives the same commits (the selftests patch's parent).
+        proc = run(["git", "-C", str(wt), "am", "-q",
+                    "--committer-date-is-author-date", str(p.resolve())],
+                   stage=STAGE, timeout=600, env=GIT_IDENTITY, check=False)
+        if proc.returncode != 0:
+            why = describe_failure(proc.stdout + proc.stderr)
+            git(wt, "am", "--abort", check=False, quiet=True)
+            raise PatchError(STAGE, f"{p.name} does not apply: {why}",
+                             f"rebase {p.name} onto {tree.base[:12]} (try `git am -3` "
+                             f"in {wt}) and regenerate patches/")
+    return git(wt, "rev-parse", "HEAD", quiet=True)

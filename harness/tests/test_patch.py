@@ -89,3 +89,24 @@ def test_user_checkout_untouched(fake_kernel: Path, tmp_path: Path) -> None:
 def test_kernel_src_not_a_kernel(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a Linux source tree"):
         source.user_tree(tmp_path, tmp_path / "src")
+
+
+def test_changed_series_touches_only_changed_files(fake_kernel: Path, tmp_path: Path) -> None:
+    pdir = tmp_path / "patches"
+    (fake_kernel / "kernel" / "other.c").write_text("int x;\n")
+    git(fake_kernel, "add", "-A")
+    git(fake_kernel, "commit", "-q", "-m", "other")
+    a = make_patch(fake_kernel, pdir, "kernel/rseq.c", "line 3\n", "line three\n", "a")
+    _series(pdir, a.name)
+    tree = source.user_tree(fake_kernel, tmp_path / "src")
+    patch.apply(tree, pdir)
+    rseq_c = tree.worktree / "kernel/rseq.c"
+    before = rseq_c.stat().st_mtime_ns
+    # A second patch on top, touching another file.
+    git(fake_kernel, "checkout", "-q", "-b", "top")
+    git(fake_kernel, "am", "-q", str(a))
+    b = make_patch(fake_kernel, pdir, "kernel/other.c", "int x;\n", "int y;\n", "b")
+    _series(pdir, a.name, b.name)
+    patch.apply(tree, pdir)
+    assert (tree.worktree / "kernel/other.c").read_text() == "int y;\n"
+    assert rseq_c.stat().st_mtime_ns == before
