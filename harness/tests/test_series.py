@@ -396,10 +396,13 @@ def _output(top: Path) -> str:
             f"{top}/arch/x86/include/linux/cpu_opv.h:1:1: warning: same name, other file\n")
 
 
-def test_diagnostics_name_only_the_series_files(sparse_tree: Path, tmp_path: Path) -> None:
+def test_diagnostics_on_the_series_lines_only(sparse_tree: Path, tmp_path: Path) -> None:
     objdir = tmp_path / "x86_64" / "obj"
-    files = ["kernel/cpu_opv.c", "include/linux/cpu_opv.h", "kernel/sched/core.c"]
-    found = sparse.diagnostics(_output(sparse_tree), files, sparse_tree, objdir)
+    added = {"kernel/cpu_opv.c": set(range(1, 100)), "include/linux/cpu_opv.h": {3},
+             "kernel/sched/core.c": {7, 8}, "kernel/fork.c": {98}}
+    found, old = sparse.diagnostics(_output(sparse_tree), added, sparse_tree, objdir)
+    # fork.c changed, but not its line 99: there before the series.
+    assert old == [f"{sparse_tree}/kernel/fork.c:99:1: warning: pre-existing, not ours"]
     assert found == [
         f"{sparse_tree}/kernel/cpu_opv.c:12:5: warning: symbol 'x' was not declared. "
         "Should it be static?",
@@ -409,6 +412,19 @@ def test_diagnostics_name_only_the_series_files(sparse_tree: Path, tmp_path: Pat
         "[-Wmissing-prototypes]",
         "    7 | void f(void)",
     ]
+
+
+def test_added_lines(fake_kernel: Path) -> None:
+    base = git(fake_kernel, "rev-parse", "HEAD")
+    rseq = fake_kernel / "kernel/rseq.c"
+    rseq.write_text(rseq.read_text().replace("line 3\n", "three\n")
+                    .replace("line 9\n", "").replace("line 20\n", "line 20\na\nb\n"))
+    (fake_kernel / "kernel/new.c").write_text("1\n2\n")
+    git(fake_kernel, "add", "-A")
+    git(fake_kernel, "commit", "-q", "-m", "series")
+    added = sparse.added_lines(fake_kernel, base, ["kernel/rseq.c", "kernel/new.c"])
+    # line 3 is the 4th line; after deleting "line 9", "line 20" is line 20.
+    assert added == {"kernel/rseq.c": {4, 21, 22}, "kernel/new.c": {1, 2}}
 
 
 def test_changed_files_under_kernel_and_include(fake_kernel: Path) -> None:
@@ -435,7 +451,8 @@ def _sparse_tree_git(fake_kernel: Path) -> source.Tree:
     base = git(fake_kernel, "rev-parse", "HEAD")
     (fake_kernel / "kernel/Makefile").write_text("obj-y = rseq.o cpu_opv.o\n")
     (fake_kernel / "kernel/cpu_opv.c").write_text("int x;\n")
-    (fake_kernel / "kernel/rseq.c").write_text("int y;\n")
+    rseq = fake_kernel / "kernel/rseq.c"
+    rseq.write_text(rseq.read_text().replace("line 3\n", "int y;\n"))
     git(fake_kernel, "add", "-A")
     git(fake_kernel, "commit", "-q", "-m", "series")
     return source.Tree(fake_kernel, base, fake_kernel)
@@ -447,7 +464,9 @@ def test_check_runs_make_under_the_lock(fake_kernel: Path, tmp_path: Path,
     top = fake_kernel.resolve()
     calls: list[list[str]] = []
     stdout = f"  CHECK   {top}/kernel/cpu_opv.c\n"
-    stderr = f"{top}/kernel/cpu_opv.c:1:5: warning: symbol 'x' was not declared.\n"
+    ours = f"{top}/kernel/cpu_opv.c:1:5: warning: symbol 'x' was not declared."
+    old = f"{top}/kernel/rseq.c:10:1: warning: context imbalance"
+    stderr = f"{ours}\n{top}/kernel/rseq.c:4:1: warning: new in rseq\n{old}\n"
     held: list[bool] = []
     real_run = _fake_make(stdout, stderr, 0, calls)
 
@@ -468,9 +487,12 @@ def test_check_runs_make_under_the_lock(fake_kernel: Path, tmp_path: Path,
     result = sparse.check(X86, tree, tmp_path / "obj", tmp_path / "lock", tmp_path / "log")
     assert held == [True]
     assert calls[0][-4:] == ["C=2", "W=1", "kernel/cpu_opv.o", "kernel/rseq.o"]
-    assert result.diagnostics == [stderr.strip()]
+    assert result.diagnostics == [ours, f"{top}/kernel/rseq.c:4:1: warning: new in rseq"]
+    assert result.preexisting == [old]
     assert result.notes == ["kernel/rseq.o: not built in this configuration: not checked"]
-    assert "1 diagnostics in the series' files" in sparse.report(result)
+    text = sparse.report(result)
+    assert "2 diagnostics on the series' lines" in text
+    assert "1 diagnostics on lines the series does not change" in text
 
 
 def test_make_failure_elsewhere_is_a_build_error(fake_kernel: Path, tmp_path: Path,
