@@ -380,7 +380,7 @@ static void test_arith(void)
 			ok &= check_val("bytes beyond len", rest, 0);
 		}
 	}
-	ksft_test_result(ok, "ADD, ADD_RELEASE, OR, AND, XOR, LSHIFT, RSHIFT on 1, 2, 4, 8 bytes\n");
+	ksft_test_result(ok, "ADD, ADD_RELEASE, OR, AND, XOR, LSHIFT, RSHIFT: 1, 2, 4, 8 bytes\n");
 }
 
 static void test_shift_limit(void)
@@ -445,7 +445,10 @@ static void test_bad_len(void)
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		char what[64];
-		int n = cases[i][1].len ? 2 : 1;
+		int n = 1;
+
+		if (cases[i][1].len)
+			n = 2;
 
 		snprintf(what, sizeof(what), "case %zu: op %d len %u", i,
 			 cases[i][n - 1].op, cases[i][n - 1].len);
@@ -817,12 +820,18 @@ static void test_eagain(void)
 	ksft_test_result(ok, "expect_fault operand faulting: EAGAIN\n");
 }
 
-static volatile sig_atomic_t nr_signals;
+/* Bumped by the SIGALRM handler, read by the main loop. */
+static sig_atomic_t nr_signals;
+
+static int signals_seen(void)
+{
+	return __atomic_load_n(&nr_signals, __ATOMIC_RELAXED);
+}
 
 static void count_signal(int sig)
 {
 	(void)sig;
-	nr_signals++;
+	__atomic_fetch_add(&nr_signals, 1, __ATOMIC_RELAXED);
 }
 
 static double now(void)
@@ -844,7 +853,7 @@ static void test_signals(void)
 
 	sigaction(SIGALRM, &sa, NULL);
 	setitimer(ITIMER_REAL, &it, NULL);
-	for (i = 0; ok && (nr_signals < 50 || i < 1000) && now() < deadline; i++) {
+	for (i = 0; ok && (signals_seen() < 50 || i < 1000) && now() < deadline; i++) {
 		ok &= EXPECT("add under SIGALRM",
 			     cpu_op_addv(&x, 1, cpu_op_get_current_cpu()), 0, 0);
 		n++;
@@ -853,7 +862,7 @@ static void test_signals(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 	signal(SIGALRM, SIG_DFL);
 	ok &= check_val("adds", x, n);
-	ksft_print_msg("%ld calls, %d signals delivered\n", n, (int)nr_signals);
+	ksft_print_msg("%ld calls, %d signals delivered\n", n, signals_seen());
 	ksft_test_result(ok, "signals are not an error\n");
 }
 
@@ -865,7 +874,7 @@ static void test_signals(void)
 
 static int allowed_cpus[CPU_SETSIZE], nr_allowed;
 static intptr_t serial_count[CPU_SETSIZE];
-static volatile bool serial_failed;
+static bool serial_failed;
 
 static void *serial_thread(void *arg)
 {
@@ -877,7 +886,7 @@ static void *serial_thread(void *arg)
 		if (cpu_op_addv(&serial_count[cpu], 1, cpu)) {
 			ksft_print_msg("add on cpu %d: errno %s\n", cpu,
 				       cpu_op_errno_name(errno));
-			serial_failed = true;
+			__atomic_store_n(&serial_failed, true, __ATOMIC_RELAXED);
 			break;
 		}
 	}
@@ -898,8 +907,9 @@ static void test_serialize(void)
 		pthread_join(threads[i], NULL);
 	for (i = 0; i < nr_allowed; i++)
 		sum += serial_count[allowed_cpus[i]];
-	ok = !serial_failed && check_val("total of per-CPU counters", sum,
-					 (intptr_t)nr_threads * SERIAL_REPS);
+	ok = !__atomic_load_n(&serial_failed, __ATOMIC_RELAXED);
+	ok = ok && check_val("total of per-CPU counters", sum,
+			     (intptr_t)nr_threads * SERIAL_REPS);
 	ksft_test_result(ok, "%d threads adding to every CPU's counter: no lost update\n",
 			 nr_threads);
 }

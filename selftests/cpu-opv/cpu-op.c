@@ -3,6 +3,7 @@
  * cpu-op.c: user-space helpers for cpu_opv(2).
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -17,8 +18,8 @@
 
 /* The ABI promises one layout for 32-bit and 64-bit processes. */
 #define CHECK_OFFSET(field, off) \
-	_Static_assert(offsetof(struct cpu_op, field) == (off), #field)
-_Static_assert(sizeof(struct cpu_op) == 32, "struct cpu_op is 32 bytes");
+	static_assert(offsetof(struct cpu_op, field) == (off), #field)
+static_assert(sizeof(struct cpu_op) == 32, "struct cpu_op is 32 bytes");
 CHECK_OFFSET(op, 0);
 CHECK_OFFSET(len, 4);
 CHECK_OFFSET(u.compare_op.a, 8);
@@ -85,7 +86,8 @@ bool cpu_op_available(void)
 			 __NR_cpu_opv, u.release, ret,
 			 ret == -1 ? cpu_op_errno_name(err) : "-");
 	} else {
-		fprintf(stderr, "cpu_opv probe: returned %ld, errno %s, on Linux %s: expected %d or ENOSYS\n",
+		fprintf(stderr,
+			"cpu_opv probe: returned %ld, errno %s, on Linux %s: expected %d or ENOSYS\n",
 			ret, cpu_op_errno_name(err), u.release, NR_CPU_OPS);
 		abort();
 	}

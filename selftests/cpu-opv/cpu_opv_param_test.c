@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,9 @@
 
 #include "../kselftest.h"
 
-static int loop_cnt[10];
-static int loop_cnt_1 asm("asm_loop_cnt_1") __attribute__((used));
-static int loop_cnt_2 asm("asm_loop_cnt_2") __attribute__((used));
-static int loop_cnt_3 asm("asm_loop_cnt_3") __attribute__((used));
-static int loop_cnt_4 asm("asm_loop_cnt_4") __attribute__((used));
-static int loop_cnt_5 asm("asm_loop_cnt_5") __attribute__((used));
-static int loop_cnt_6 asm("asm_loop_cnt_6") __attribute__((used));
+/* The x86 delay loops read loop_cnt[1..6] by this symbol name. */
+static int loop_cnt[10] asm("asm_loop_cnt");
+static_assert(sizeof(loop_cnt[0]) == 4, "asm_loop_cnt+4*n is loop_cnt[n]");
 
 static int opt_modulo, opt_yield, opt_signal, opt_sleep, opt_threads = 16;
 static int opt_slow_after = 1, opt_cpu_opv_only, opt_release, verbose;
@@ -44,9 +41,10 @@ unsigned int yield_mod_cnt, signals_delivered;
 
 /* Delay loops inside the critical sections, as in rseq's param_test.c. */
 #if defined(__x86_64__)
-#define RSEQ_INJECT_CLOBBER	, "rax"
+#define RSEQ_INJECT_CLOBBER	\
+	, "rax"
 #define RSEQ_INJECT_ASM(n)						\
-	"lea asm_loop_cnt_" #n "(%%rip), %%rax\n\t"			\
+	"lea asm_loop_cnt+4*" #n "(%%rip), %%rax\n\t"			\
 	"mov (%%rax), %%eax\n\t"					\
 	"test %%eax, %%eax\n\t"						\
 	"jz 333f\n\t"							\
@@ -55,9 +53,10 @@ unsigned int yield_mod_cnt, signals_delivered;
 	"jnz 222b\n\t"							\
 	"333:\n\t"
 #elif defined(__i386__)
-#define RSEQ_INJECT_CLOBBER	, "eax"
+#define RSEQ_INJECT_CLOBBER	\
+	, "eax"
 #define RSEQ_INJECT_ASM(n)						\
-	"mov asm_loop_cnt_" #n ", %%eax\n\t"				\
+	"mov asm_loop_cnt+4*" #n ", %%eax\n\t"				\
 	"test %%eax, %%eax\n\t"						\
 	"jz 333f\n\t"							\
 	"222:\n\t"							\
@@ -83,7 +82,8 @@ unsigned int yield_mod_cnt, signals_delivered;
 	"	cbnz	" RSEQ_ASM_TMP_REG32 ", 222b\n"			\
 	"333:\n"
 #elif defined(__ARMEL__)
-#define RSEQ_INJECT_CLOBBER	, "r4"
+#define RSEQ_INJECT_CLOBBER	\
+	, "r4"
 #define RSEQ_INJECT_ASM(n)						\
 	"ldr r4, %[loop_cnt_" #n "]\n\t"				\
 	"cmp r4, #0\n\t"						\
@@ -93,7 +93,8 @@ unsigned int yield_mod_cnt, signals_delivered;
 	"bne 222b\n\t"							\
 	"333:\n\t"
 #elif defined(__PPC__)
-#define RSEQ_INJECT_CLOBBER	, "r18"
+#define RSEQ_INJECT_CLOBBER	\
+	, "r18"
 #define RSEQ_INJECT_ASM(n)						\
 	"lwz %%r18, %[loop_cnt_" #n "]\n\t"				\
 	"cmpwi %%r18, 0\n\t"						\
@@ -177,12 +178,12 @@ static int current_cpu(void)
 }
 
 struct percpu_lock_entry {
-	intptr_t v;
-} __attribute__((aligned(128)));
+	alignas(128) intptr_t v;
+};
 
 struct test_data_entry {
-	intptr_t count;
-} __attribute__((aligned(128)));
+	alignas(128) intptr_t count;
+};
 
 /* spinlock: a per-CPU lock protecting a plain per-CPU counter. */
 static struct {
@@ -246,8 +247,8 @@ struct percpu_list_node {
 };
 
 static struct percpu_list_entry {
-	struct percpu_list_node *head;
-} __attribute__((aligned(128))) list[CPU_SETSIZE];
+	alignas(128) struct percpu_list_node *head;
+} list[CPU_SETSIZE];
 
 static void list_push(struct percpu_list_node *node)
 {
@@ -306,10 +307,10 @@ static void list_op(void)
 #define BUFFER_ITEM_PER_CPU	100
 
 static struct percpu_buffer_entry {
-	intptr_t offset;
+	alignas(128) intptr_t offset;
 	intptr_t buflen;
 	intptr_t *array;
-} __attribute__((aligned(128))) buffer[CPU_SETSIZE];
+} buffer[CPU_SETSIZE];
 
 static void buffer_push(intptr_t item)
 {
@@ -351,11 +352,13 @@ static intptr_t buffer_pop(void)
 		if (slow) {
 			RSEQ_INJECT_C(7)
 			ret = cpu_op_cmpeqv_cmpeqv_storev(&b->offset, offset,
-					&b->array[offset - 1], item, offset - 1, cpu);
+							  &b->array[offset - 1],
+							  item, offset - 1, cpu);
 		} else {
 			ret = rseq_cmpeqv_cmpeqv_storev(RSEQ_MO_RELAXED, PERCPU,
-					&b->offset, offset, &b->array[offset - 1],
-					item, offset - 1, cpu);
+							&b->offset, offset,
+							&b->array[offset - 1],
+							item, offset - 1, cpu);
 		}
 		if (committed(ret, slow))
 			return item;
@@ -379,10 +382,10 @@ struct memcpy_item {
 };
 
 static struct percpu_memcpy_entry {
-	intptr_t offset;
+	alignas(128) intptr_t offset;
 	intptr_t buflen;
 	struct memcpy_item *array;
-} __attribute__((aligned(128))) mbuf[CPU_SETSIZE];
+} mbuf[CPU_SETSIZE];
 
 static void memcpy_push(struct memcpy_item *item)
 {
@@ -423,14 +426,18 @@ static bool memcpy_pop(struct memcpy_item *item)
 			return false;
 		if (slow) {
 			RSEQ_INJECT_C(7)
-			ret = cpu_op_cmpeqv_memcpy_storev(&b->offset, offset, item,
-					&b->array[offset - 1], sizeof(*item),
-					offset - 1, cpu);
+			ret = cpu_op_cmpeqv_memcpy_storev(&b->offset, offset,
+							  item,
+							  &b->array[offset - 1],
+							  sizeof(*item),
+							  offset - 1, cpu);
 		} else {
-			ret = rseq_cmpeqv_trymemcpy_storev(RSEQ_MO_RELAXED, PERCPU,
-					&b->offset, offset, item,
-					&b->array[offset - 1], sizeof(*item),
-					offset - 1, cpu);
+			ret = rseq_cmpeqv_trymemcpy_storev(RSEQ_MO_RELAXED,
+							   PERCPU, &b->offset,
+							   offset, item,
+							   &b->array[offset - 1],
+							   sizeof(*item),
+							   offset - 1, cpu);
 		}
 		if (committed(ret, slow))
 			return true;
@@ -498,7 +505,8 @@ static uint64_t populate(cpu_set_t *allowed)
 		if (!CPU_ISSET(cpu, allowed))
 			continue;
 		/* Worst case: every item ends up on one CPU. */
-		buffer[cpu].buflen = mbuf[cpu].buflen = CPU_SETSIZE * BUFFER_ITEM_PER_CPU;
+		buffer[cpu].buflen = CPU_SETSIZE * BUFFER_ITEM_PER_CPU;
+		mbuf[cpu].buflen = buffer[cpu].buflen;
 		buffer[cpu].array = calloc(buffer[cpu].buflen, sizeof(intptr_t));
 		mbuf[cpu].array = calloc(mbuf[cpu].buflen, sizeof(struct memcpy_item));
 		if (!buffer[cpu].array || !mbuf[cpu].array)
@@ -638,12 +646,6 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		return KSFT_FAIL;
 	}
-	loop_cnt_1 = loop_cnt[1];
-	loop_cnt_2 = loop_cnt[2];
-	loop_cnt_3 = loop_cnt[3];
-	loop_cnt_4 = loop_cnt[4];
-	loop_cnt_5 = loop_cnt[5];
-	loop_cnt_6 = loop_cnt[6];
 
 	ksft_print_header();
 	if ((opt_cpu_opv_only || opt_slow_after) && !cpu_op_available())
@@ -680,8 +682,9 @@ int main(int argc, char **argv)
 
 	mode = opt_cpu_opv_only ? "cpu_opv only" :
 	       opt_slow_after ? "rseq + cpu_opv" : "rseq only";
-	ksft_print_msg("%s, %s: %d threads x %lld reps: %lld rseq commits, %lld cpu_opv commits, %lld rseq aborts, %lld signals\n",
-		       names[(int)opt_test], mode, opt_threads, opt_reps,
+	ksft_print_msg("%s, %s: %d threads x %lld reps\n",
+		       names[(int)opt_test], mode, opt_threads, opt_reps);
+	ksft_print_msg("%lld rseq commits, %lld cpu_opv commits, %lld rseq aborts, %lld signals\n",
 		       total_fast, total_slow, total_abort, total_signals);
 	if (sum != expect)
 		ksft_print_msg("sum %llu, expected %llu\n",
