@@ -106,11 +106,12 @@ def test_waivers_are_read_before_the_diff_only_and_need_a_reason() -> None:
     assert w == [checkpatch.Waiver(frozenset({"BRACES"}), "style")]
 
 
-def test_errors_are_never_waived() -> None:
-    err = checkpatch.Finding("ERROR", "MISSING_SIGN_OFF", "Missing", "")
-    r = checkpatch.PatchResult("p", [err], [checkpatch.Waiver(frozenset({"MISSING_SIGN_OFF"}),
-                                                               "no")])
-    assert r.failed
+def test_errors_are_waived_only_by_type() -> None:
+    err = checkpatch.Finding("ERROR", "COMPLEX_MACRO", "Macros with complex values", "")
+    bare = checkpatch.Waiver(frozenset(), "asm operand list")
+    assert checkpatch.PatchResult("p", [err], [bare]).failed
+    typed = checkpatch.Waiver(frozenset({"COMPLEX_MACRO"}), "asm operand list")
+    assert not checkpatch.PatchResult("p", [err], [typed]).failed
 
 
 FAKE_CHECKPATCH = r"""
