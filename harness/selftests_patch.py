@@ -45,8 +45,18 @@ Add the kselftests of cpu_opv(2):
   section) and completes with the cpu_opv fallback.
 - cpu-op.h/cpu-op.c: the cpu_opv helper library used by the tests.
 
+Two checkpatch findings are intended: RSEQ_INJECT_INPUT is pasted into
+an asm operand list, as in rseq's param_test.c, so it starts with a comma
+and cannot be parenthesised; cpu-op.c uses ENOSYS for what it means, the
+cpu_opv system call itself missing.
+
+checkpatch: COMPLEX_MACRO: asm operand lists, as in rseq's param_test.c
+checkpatch: ENOSYS: the cpu_opv system call itself is missing
+
 Signed-off-by: {AUTHOR}
 """
+MAINTAINERS_ENTRY = "CPU OPERATION VECTOR SYSTEM CALL (CPU_OPV)\n"
+MAINTAINERS_LINE = "F:\ttools/testing/selftests/cpu-opv/\n"
 _SUBJECT_NUM = re.compile(r"^(Subject: \[PATCH) (\d+)/(\d+)\]", re.M)
 
 
@@ -83,6 +93,21 @@ def _add_target(makefile: Path) -> None:
     makefile.write_text(text)
 
 
+def _add_maintainers(maintainers: Path) -> None:
+    """List the selftests in the cpu_opv entry that the series adds."""
+    text = maintainers.read_text()
+    start = text.find(MAINTAINERS_ENTRY)
+    if start < 0:
+        raise UserError(STAGE, "the series adds no MAINTAINERS entry "
+                        f"{MAINTAINERS_ENTRY.strip()!r}",
+                        "keep the entry in the cpu_opv patch, or update MAINTAINERS_ENTRY")
+    end = text.find("\n\n", start)
+    entry = text[start:end + 1]
+    if MAINTAINERS_LINE not in entry:
+        text = text[:end + 1] + MAINTAINERS_LINE + text[end + 1:]
+        maintainers.write_text(text)
+
+
 def generate(patch_dir: Path, src_root: Path) -> tuple[str, int]:
     """Return (patch text, its number in the series)."""
     kernel = kernel_patches(patch_dir)
@@ -100,7 +125,8 @@ def generate(patch_dir: Path, src_root: Path) -> tuple[str, int]:
     patch.apply(tree, scratch)
     _copy_sources(wt / "tools/testing/selftests/cpu-opv")
     _add_target(wt / "tools/testing/selftests/Makefile")
-    run(["git", "-C", str(wt), "add", "-A", "tools/testing/selftests"],
+    _add_maintainers(wt / "MAINTAINERS")
+    run(["git", "-C", str(wt), "add", "-A", "tools/testing/selftests", "MAINTAINERS"],
         stage=STAGE, timeout=120, quiet=True)
     name, _, email = AUTHOR.partition(" <")
     env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email.rstrip(">"),
