@@ -60,8 +60,11 @@ def vng_command(req: BootRequest, command: str | None) -> list[str]:
     argv = [vng(), "--run", str(req.image), "--cpus", str(req.cpus), "--memory", req.memory,
             # 9p directly: vng would try the host's virtiofsd and give up,
             # costing 3 s every boot.
-            "--force-9p", "--user", "root", "--verbose",
-            "--rwdir", str(req.results)]
+            "--force-9p", "--user", "root", "--rwdir", str(req.results)]
+    # The console is what the host scans for warnings; an interactive
+    # shell has no scan and is easier to read without it.
+    if command is not None:
+        argv.append("--verbose")
     if not req.arch.native:
         argv += ["--arch", req.arch.vng_arch]
     if not req.kvm:
