@@ -168,10 +168,18 @@ struct cpu_op {
 BIAS = 1000  # keeps every value non-zero, so gcc emits it as a plain .long
 
 
+RSEQ_H = KSRC / "include/uapi/linux/rseq.h" if KSRC else None
+# Without a 6.12 tree there is no rseq.h to compare with: the host's
+# (Debian 12: Linux 6.1 headers) predates node_id and mm_cid.
+CHECKED = [s for s in STRUCTS if s == "cpu_op" or (RSEQ_H is not None and RSEQ_H.is_file())]
+
+
 def _queries() -> list[tuple[str, str]]:
     """(key, C expression) for every size, alignment and offset checked."""
     q = []
     for sname, t in STRUCTS.items():
+        if sname not in CHECKED:
+            continue
         q.append((f"{sname}:sizeof", f"sizeof(struct {sname})"))
         q.append((f"{sname}:alignof", f"_Alignof(struct {sname})"))
         for path in layout_of(t, ABIS["x86_64"])[2]:
@@ -183,9 +191,8 @@ def _queries() -> list[tuple[str, str]]:
 
 def _source() -> str:
     head = f'#include "{CPU_OPV_H}"\n' if HAVE_HEADER else DOC_HEADER
-    rseq_h = KSRC / "include/uapi/linux/rseq.h" if KSRC else None
-    head += (f'#include "{rseq_h}"\n' if rseq_h and rseq_h.is_file()
-             else "#include <linux/rseq.h>\n")
+    if RSEQ_H is not None and RSEQ_H.is_file():
+        head += f'#include "{RSEQ_H}"\n'
     values = ",\n".join(f"  {BIAS} + {expr}" for _, expr in _queries())
     return f"#include <stddef.h>\n{head}\nconst unsigned int layout_values[] = {{\n{values}\n}};\n"
 
@@ -214,6 +221,8 @@ def compiled_layout(abi_name: str) -> dict[str, int]:
 @pytest.mark.parametrize("abi", list(ABIS))
 @pytest.mark.parametrize("header", [HEADER_ID])
 def test_c_layout_matches_ctypes(abi: str, struct: str, header: str) -> None:
+    if struct not in CHECKED:
+        pytest.skip("no kernel tree with the 6.12 rseq.h: `make patch` makes one")
     c = compiled_layout(abi)
     size, align, offs = layout_of(STRUCTS[struct], ABIS[abi])
     want = {f"{struct}:sizeof": size, f"{struct}:alignof": align}
