@@ -39,7 +39,7 @@ timeout_for() {
 args_for() {
 	case $PROFILE:$1 in
 	*:rseq:run_param_test.sh) echo "${RSEQ_PARAM_ARGS--r 50}" ;;
-	quick:cpu-opv:run_param_test.sh) echo "-b 10" ;;
+	quick:cpu-opv:run_param_test.sh) echo "-q" ;;
 	esac
 }
 

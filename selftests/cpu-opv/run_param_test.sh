@@ -1,21 +1,25 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0+ OR MIT
 #
-# run_param_test.sh [-l] [-b SECONDS] [EXTRA cpu_opv_param_test ARGS...]
+# run_param_test.sh [-q | -l] [-b SECONDS] [EXTRA cpu_opv_param_test ARGS...]
 #
 # Walks cpu_opv_param_test over data structures x paths x injections,
 # one TAP line per run. The default matrix is sized for a 4-CPU TCG
 # guest and stops at a time budget (-b, default 150 s): rows past it are
 # SKIPs saying so. -l is a soak: 10x the repetitions, 30 min budget.
+# -q is a sample for every boot: each structure on each path, and each
+# injection on one structure in turn (about 10 s in a TCG guest).
 # MODES (environment) overrides the paths of the base rows.
 
 cd "$(dirname "$0")" || exit 1
 
 budget=150
 reps=100
+quick=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	-l) budget=1800; reps=1000; shift ;;
+	-q) quick=1; shift ;;
 	-b) budget=$2; shift 2 ;;
 	*) break ;;
 	esac
@@ -36,17 +40,25 @@ for t in "${tests[@]}"; do
 done
 # Delays inside the rseq critical sections (1-6), before the cpu_opv
 # call (7), after commits (8) and before rseq attempts (9).
+i=0
 for p in 1 2 3 4 5 6 7 8 9; do
 	for t in "${tests[@]}"; do
-		rows+=("$t -o1 -$p 2000")
+		# -q: one structure per injection point, taking turns.
+		if [ $quick -eq 0 ] || [ "$t" = "${tests[i % ${#tests[@]}]}" ]; then
+			rows+=("$t -o1 -$p 2000")
+		fi
 	done
+	i=$((i + 1))
 done
 # Yield, signal and sleep injection, on both slow-path users.
 for inj in "-m 4 -y" "-m 2 -k" "-m 10 -s 1"; do
 	for p in 7 8 9; do
 		for t in "${tests[@]}"; do
-			rows+=("$t -o1 -$p -1 $inj" "$t -c -$p -1 $inj")
+			if [ $quick -eq 0 ] || [ "$t" = "${tests[i % ${#tests[@]}]}" ]; then
+				rows+=("$t -o1 -$p -1 $inj" "$t -c -$p -1 $inj")
+			fi
 		done
+		i=$((i + 1))
 	done
 done
 
