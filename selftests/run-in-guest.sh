@@ -31,7 +31,7 @@ timeout_for() {
 	case $1 in
 	cpu-opv:run_param_test.sh) echo 240 ;;	# its own budget is 150 s
 	rseq:run_param_test.sh) echo "${RSEQ_PARAM_TIMEOUT:-600}" ;;
-	rseq:basic_percpu_ops*) echo "${PERCPU_OPS_TIMEOUT:-3000}" ;;	# 26 s natively, > 300 s under TCG
+	rseq:basic_percpu_ops*) echo "${PERCPU_OPS_TIMEOUT:-1200}" ;;	# 26 s natively, > 300 s under TCG
 	*) echo "${TIMEOUT:-120}" ;;
 	esac
 }
