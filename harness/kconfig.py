@@ -228,6 +228,9 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
         return config
     echo(f"config: tinyconfig + {', '.join(f.name for f in frags)} -> {config}")
     requests = [r for f in frags for r in parse_fragment(f)]
+    # .config is about to change: a failure below must not leave a stamp
+    # that vouches for it.
+    stamp.unlink(missing_ok=True)
     base = make_argv(arch, srctree, objdir)
     run([*base, "tinyconfig"], stage=STAGE, timeout=300)
     _merge(kconf, config, requests)

@@ -75,3 +75,18 @@ def test_all_requested_survive(tree: Path, tmp_path: Path) -> None:
 def test_repo_fragments_parse() -> None:
     for frag in kconfig.FRAGMENT_DIR.glob("*.config"):
         assert kconfig.parse_fragment(frag), f"{frag} is empty"
+
+
+def test_failed_config_leaves_no_stamp(tree: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .config that failed verification is never reported as up to date."""
+    objdir = tmp_path / "obj"
+    objdir.mkdir()
+    (objdir / ".config").write_text("")
+    (objdir / kconfig.STAMP).write_text("stale\n")
+    monkeypatch.setattr(kconfig, "run", lambda *a, **k: None)
+    bad = tmp_path / "bad.config"
+    bad.write_text("CONFIG_NOPE=y\n")
+    with pytest.raises(ConfigError):
+        kconfig.configure(arch.get("x86_64"), tree, objdir, "id", [bad])
+    assert not (objdir / kconfig.STAMP).exists()
