@@ -14,6 +14,7 @@ gives a byte-identical patch.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 from pathlib import Path
@@ -179,8 +180,16 @@ def check(patch_dir: Path, src_root: Path) -> list[str]:
         return [f"patches/series has no selftests patch (*-{SLUG})"]
     problems = []
     if _body(existing[0].read_text()) != _body(text):
+        # Keep what was generated, and show where it differs, so a stale
+        # patch can be told from a generator problem.
+        regenerated = src_root / "selftests-patch.regenerated"
+        regenerated.write_text(text)
+        diff = list(difflib.unified_diff(
+            _body(existing[0].read_text()).splitlines(), _body(text).splitlines(),
+            existing[0].name, regenerated.name, n=0, lineterm=""))[:12]
         problems.append(f"{existing[0].name} is stale: selftests/cpu-opv changed since "
-                        "it was generated")
+                        f"it was generated (regenerated: {regenerated})\n    "
+                        + "\n    ".join(diff))
     series = patch.read_series(patch_dir)
     if series[-1] != existing[0]:
         problems.append(f"{existing[0].name} must be the last patch of the series")
