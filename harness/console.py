@@ -46,7 +46,3 @@ def scan(text: str) -> list[Incident]:
                 break
     return found
 
-
-def reached_userspace(text: str, marker: str) -> bool:
-    """Did the guest script start?  (It prints `marker` first thing.)"""
-    return marker in text

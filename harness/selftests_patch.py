@@ -165,12 +165,6 @@ def write(patch_dir: Path, src_root: Path) -> Path:
     return out
 
 
-def _body(text: str) -> str:
-    # The first line names the commit, whose parent is the kernel series as
-    # applied here; compare what the patch says, not where it sat.
-    return text.split("\n", 1)[1] if text.startswith("From ") else text
-
-
 def check(patch_dir: Path, src_root: Path) -> list[str]:
     """Return the problems: a missing, stale or misnumbered selftests patch."""
     text, number = generate(patch_dir, src_root)
