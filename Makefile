@@ -2,6 +2,7 @@
 #
 #   make boot-test [ARCH=x86_64] [KERNEL_SRC=/path/to/linux]   the main job
 #   make test                                                   host checks, then boot-test
+#   make bench                                                  cpu_opv costs, as ratios to getppid()
 #
 # Every target installs what it needs first (Debian packages through
 # scripts/setup-host.sh, a virtualenv in build/venv) and is quick when it is
@@ -21,14 +22,14 @@ HARNESS := PYTHONPATH=$(CURDIR) $(PY) -m harness
 
 PY_SOURCES := harness
 
-.PHONY: all setup fetch patch config kernel selftests boot-test shell soak test check lint \
+.PHONY: all setup fetch patch config kernel selftests boot-test shell bench soak test check lint \
 	selftests-patch check-selftests-patch \
 	typecheck unit-test checkpatch series-check sparse clean help
 
 all: boot-test
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,10p' Makefile
 
 # --- setup ------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
-fetch patch config kernel selftests boot-test shell: $(VENV)/.ready
+fetch patch config kernel selftests boot-test shell bench: $(VENV)/.ready
 	@$(HARNESS) $@
 
 # --- the series' own checks ---------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness import arch as arches
 from harness import (
+    bench,
     boot,
     build,
     checkpatch,
@@ -200,6 +201,28 @@ def stage_boot_test(ctx: Context) -> int:
     return EXIT_PASS
 
 
+def stage_bench(ctx: Context) -> int:
+    """cpu_opv_bench in the guest: a table on stdout, JSON under build/<arch>/."""
+    image = stage_kernel(ctx)
+    boot.require_native(ctx.paths.arch)
+    stage_selftests(ctx)
+    echo("== bench: cpu_opv_bench in the guest")
+    req = _boot_request(ctx, image)
+    shutil.rmtree(req.results, ignore_errors=True)
+    req.results.mkdir(parents=True)
+    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} required bench"
+    result = boot.boot(req, guest_cmd)
+    boot.check_console(result, req.console_log)
+    accel = "KVM" if req.kvm else "QEMU TCG"
+    data = bench.load(req.results / "bench.json")
+    print(bench.table(data, accel), flush=True)
+    out = ctx.paths.arch_dir / "bench.json"
+    series = [p.name for p in patch.read_series(ctx.patches)]
+    bench.save(data, out, accel, series)
+    echo(f"bench: JSON in {out}")
+    return EXIT_PASS if result.guest_rc == 0 else EXIT_TEST_FAILED
+
+
 def stage_shell(ctx: Context) -> int:
     image = stage_kernel(ctx)
     boot.require_native(ctx.paths.arch)
@@ -267,6 +290,7 @@ STAGES = {
     "check-selftests-patch": stage_check_selftests_patch,
     "boot-test": stage_boot_test,
     "shell": stage_shell,
+    "bench": stage_bench,
     "checkpatch": stage_checkpatch,
     "series-check": stage_series_check,
     "sparse": stage_sparse,

@@ -11,13 +11,22 @@ results=$2
 if [ "${3:-}" = required ]; then
 	export CPU_OPV_REQUIRED=1
 fi
-# quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh.
+# quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh;
+# bench (make bench): cpu_opv_bench only.
 export PROFILE=${4:-quick}
 echo "cpu-opv-guest: start"
 cd "$(dirname "$0")/../.." || exit 2
 export PYTHONPATH=$PWD PYTHONDONTWRITEBYTECODE=1
 py=$PWD/build/venv/bin/python
 rc=0
+
+# make bench: the micro-benchmark alone, on an otherwise idle guest.
+if [ "$PROFILE" = bench ]; then
+	echo "cpu-opv-guest: benchmark"
+	"build/$arch/selftests/cpu-opv/cpu_opv_bench" > "$results/bench.json" || rc=1
+	echo "cpu-opv-guest: done rc=$rc"
+	exit $rc
+fi
 
 # KUnit ran at boot; keep its KTAP as the kernel printed it.
 dmesg > "$results/dmesg-boot.txt"
