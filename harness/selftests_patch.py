@@ -57,7 +57,9 @@ Signed-off-by: {AUTHOR}
 """
 MAINTAINERS_ENTRY = "CPU OPERATION VECTOR SYSTEM CALL (CPU_OPV)\n"
 MAINTAINERS_LINE = "F:\ttools/testing/selftests/cpu-opv/\n"
-_SUBJECT_NUM = re.compile(r"^(Subject: \[PATCH) (\d+)/(\d+)\]", re.M)
+_SUBJECT_NUM = re.compile(r"^(Subject: \[PATCH(?: v\d+)?) (\d+)/(\d+)\]", re.M)
+# The version of the series, in every subject (git format-patch --subject-prefix).
+SUBJECT_PREFIX = "PATCH v2"
 
 
 def _is_selftests_patch(p: Path) -> bool:
@@ -136,6 +138,7 @@ def generate(patch_dir: Path, src_root: Path) -> tuple[str, int]:
         timeout=120, env=env, quiet=True)
     number = len(kernel) + 1
     text = run(["git", "-C", str(wt), "format-patch", "-1", "-n",
+                f"--subject-prefix={SUBJECT_PREFIX}",
                 f"--start-number={number}", "--stdout", "HEAD"],
                stage=STAGE, timeout=120, quiet=True).stdout
     # Leave the scratch worktree at its base so the next run starts clean.
