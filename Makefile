@@ -1,6 +1,7 @@
 # cpu_opv: the kernel series, its harness and its tests.
 #
 #   make boot-test [ARCH=x86_64] [KERNEL_SRC=/path/to/linux]   the main job
+#   make boot-test-all                                          boot-test on every architecture in vm/arch/
 #   make test                                                   host checks, then boot-test
 #   make bench                                                  cpu_opv costs, as ratios to getppid()
 #
@@ -20,9 +21,10 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 HARNESS := PYTHONPATH=$(CURDIR) $(PY) -m harness
 
-PY_SOURCES := harness
+PY_SOURCES := harness vm
 
-.PHONY: all setup fetch patch config kernel selftests boot-test shell bench soak test check lint \
+.PHONY: all setup fetch patch config kernel guest-root selftests boot-test boot-test-all \
+	shell bench soak test check lint \
 	selftests-patch check-selftests-patch \
 	typecheck unit-test checkpatch series-check sparse clean help
 
@@ -33,7 +35,8 @@ help:
 
 # --- setup ------------------------------------------------------------------
 
-build/.host-ready: scripts/setup-host.sh
+# The per-architecture host packages are listed in vm/arch/*.toml.
+build/.host-ready: scripts/setup-host.sh $(wildcard vm/arch/*.toml)
 	@echo "setup: host packages (scripts/setup-host.sh)"
 	@bash scripts/setup-host.sh
 	@mkdir -p build && touch $@
@@ -48,7 +51,7 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
-fetch patch config kernel selftests boot-test shell bench: $(VENV)/.ready
+fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
 	@$(HARNESS) $@
 
 # --- the series' own checks ---------------------------------------------------

@@ -1,7 +1,10 @@
-"""Boot stage: virtme-ng runs the kernel in QEMU and the guest script in it.
+"""Boot stage: the kernel in QEMU, and the guest script in it.
 
-KVM is used only when a short probe boot proves it works (on some hosts
-/dev/kvm exists but QEMU aborts or spins); otherwise TCG.  Every wait has a
+vm/arch/<name>.toml says how: virtme-ng with the host's root (launcher
+"vng", the host's own architecture), or QEMU driven by harness.qemu with a
+guest root from harness.guest_root (launcher "qemu").  KVM is used only
+when a short probe boot proves it works (on some hosts /dev/kvm exists
+but QEMU aborts or spins); otherwise TCG.  Every wait has a
 timeout, and the whole console goes to build/<arch>/console.log.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -17,13 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import console
+from harness import console, qemu
 from harness.arch import ArchConfig
 from harness.errors import BootError, UserError
 from harness.run import echo, quote
 
 STAGE = "boot"
-GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "run-tests.sh"
+REPO = Path(__file__).resolve().parent.parent
+GUEST_SCRIPT = REPO / "vm" / "guest" / "run-tests.sh"
 START_MARK = "cpu-opv-guest: start"
 DONE_MARK = "cpu-opv-guest: done rc="
 PROBE_TIMEOUT_S = 30
@@ -39,6 +44,8 @@ class BootRequest:
     memory: str = "2G"
     timeout_s: int = 1800
     kvm: bool = False
+    root: Path | None = None   # the guest root (launcher "qemu")
+    repo: Path = REPO
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,10 @@ def vng() -> str:
 
 
 def vng_command(req: BootRequest, command: str | None) -> list[str]:
+    if not req.arch.native:
+        raise UserError(STAGE, f"ARCH={req.arch.name} boots with virtme-ng and the "
+                        f"host's root, which needs a {req.arch.machine} host",
+                        f"set launcher = \"qemu\" in vm/arch/{req.arch.name}.toml")
     argv = [vng(), "--run", str(req.image), "--cpus", str(req.cpus), "--memory", req.memory,
             # 9p directly: vng would try the host's virtiofsd and give up,
             # costing 3 s every boot.
@@ -65,13 +76,21 @@ def vng_command(req: BootRequest, command: str | None) -> list[str]:
     # shell has no scan and is easier to read without it.
     if command is not None:
         argv.append("--verbose")
-    if not req.arch.native:
-        argv += ["--arch", req.arch.vng_arch]
     if not req.kvm:
         argv.append("--disable-kvm")
     if command is not None:
         argv += ["--exec", command]
     return argv
+
+
+def command(req: BootRequest, guest_argv: list[str] | None) -> list[str]:
+    """The boot command of req.arch's launcher; None: an interactive shell."""
+    if req.arch.launcher == "vng":
+        return vng_command(req, None if guest_argv is None else quote(guest_argv))
+    if req.root is None:
+        raise BootError(STAGE, f"ARCH={req.arch.name} needs a guest root")
+    return qemu.command(req.arch, req.image, req.root, req.repo, cpus=req.cpus,
+                        memory=req.memory, kvm=req.kvm, guest_argv=guest_argv)
 
 
 def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:
@@ -80,23 +99,21 @@ def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:
     The answer depends on the host, not on our kernel, so it is cached per
     host kernel and QEMU binary; the probe costs up to 30 s once.
     """
-    if not arch.native or platform.machine() != "x86_64":
+    if not arch.native or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+    binary = shutil.which(arch.qemu)
+    if binary is None:
         return False
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu is None:
-        return False
-    key = f"{platform.release()} {os.stat(qemu).st_mtime_ns}"
+    key = f"{arch.name} {platform.release()} {os.stat(binary).st_mtime_ns}"
     try:
         cached = json.loads(cache.read_text())
         if cached.get("key") == key:
             return bool(cached["kvm"])
     except (OSError, ValueError, KeyError):
         pass
-    argv = [qemu, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nographic",
+    argv = [binary, *arch.kvm_args, "-m", "256", "-nographic",
             "-no-reboot", "-kernel", str(image),
-            "-append", "console=ttyS0 panic=-1 root=/dev/cpu-opv-probe"]
+            "-append", f"console={arch.console} panic=-1 root=/dev/cpu-opv-probe"]
     echo(f"boot: probing KVM ({PROBE_TIMEOUT_S}s at most): {quote(argv)}")
     ok = False
     try:
@@ -111,13 +128,13 @@ def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:
     return ok
 
 
-def boot(req: BootRequest, command: str) -> BootResult:
-    """Boot, run `command` in the guest, and return what happened.
+def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
+    """Boot, run `guest_argv` in the guest, and return what happened.
 
     Raises BootError for a VM that hung, never reached the guest script, or
     whose kernel printed a panic, oops, BUG or WARNING.
     """
-    argv = vng_command(req, command)
+    argv = command(req, guest_argv)
     echo(f"boot: {req.cpus} CPUs, {'KVM' if req.kvm else 'TCG'}, "
          f"console -> {req.console_log}")
     echo(f"  $ {quote(argv)}")
@@ -151,6 +168,23 @@ def _progress(text: str) -> str:
     return "no kernel output at all"
 
 
+@dataclass(frozen=True)
+class GuestFacts:
+    """What the guest script said about itself (vm/guest/run-tests.sh)."""
+
+    boot_s: float | None    # kernel start to the guest script
+    tests_s: float | None   # the guest script's run
+    cpus: int | None        # online CPUs the guest saw
+
+
+def guest_facts(text: str) -> GuestFacts:
+    start = re.search(r"cpu-opv-guest: start uptime=([\d.]+) cpus=(\d+)", text)
+    done = re.search(r"cpu-opv-guest: done rc=\d+ uptime=([\d.]+)", text)
+    boot_s = float(start[1]) if start else None
+    tests_s = float(done[1]) - boot_s if done and boot_s is not None else None
+    return GuestFacts(boot_s, tests_s, int(start[2]) if start else None)
+
+
 def _guest_rc(text: str) -> int | None:
     idx = text.rfind(DONE_MARK)
     if idx < 0:
@@ -169,11 +203,3 @@ def check_console(result: BootResult, console_log: Path) -> None:
     if result.guest_rc is None:
         raise BootError(STAGE, f"the guest script did not finish ({_progress(result.console)})",
                         f"see {console_log}")
-
-
-def require_native(arch: ArchConfig) -> None:
-    if not arch.native:
-        raise UserError(
-            STAGE, f"booting ARCH={arch.name} needs a guest root for that architecture, "
-            "which this version of the harness does not build yet",
-            "use ARCH=x86_64 for boot-test; `make kernel ARCH=...` builds other arches")

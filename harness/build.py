@@ -37,7 +37,7 @@ def make_command(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
         argv.append(f"CC=ccache {cc}")
     # A fixed build identity keeps init/version.o, and so ccache, stable.
     argv += [f"-j{os.cpu_count() or 1}", "KBUILD_BUILD_USER=cpu-opv",
-             "KBUILD_BUILD_HOST=harness", Path(arch.image).name]
+             "KBUILD_BUILD_HOST=harness", arch.make_target]
     return argv
 
 

@@ -9,10 +9,12 @@ timeout, panic/oops/BUG/WARNING in the guest log, bad input).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from harness import (
     boot,
     build,
     checkpatch,
+    fetch,
+    guest_root,
     kconfig,
     patch,
     report,
@@ -62,6 +66,19 @@ class Paths:
         return self.arch_dir / "results"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One architecture's boot-test, for the boot-test-all table."""
+
+    arch: str
+    rc: int
+    build_s: float | None = None
+    guest_root_s: float | None = None
+    facts: boot.GuestFacts | None = None
+    counts: report.Counts | None = None
+    error: str = ""
+
+
 @dataclass
 class Context:
     paths: Paths
@@ -71,6 +88,7 @@ class Context:
     boot_timeout: int
     profile: str = "quick"
     configured: source.Tree | None = None
+    outcome: Outcome | None = None
 
     def tree(self) -> source.Tree:
         if self.kernel_src is not None:
@@ -115,8 +133,12 @@ def stage_selftests(ctx: Context) -> Path:
     tree = stage_config(ctx)
     out = ctx.paths.arch_dir / "selftests"
     echo(f"== selftests: build for {ctx.paths.arch.name} into {out}")
-    run(["bash", str(ROOT / "selftests" / "build.sh"), ctx.paths.arch.name,
-         str(tree.worktree), str(out)], stage="selftests", timeout=1800)
+    a = ctx.paths.arch
+    # build.sh takes the per-architecture facts from the data file's values.
+    env = {"KERNEL_ARCH": a.kernel_arch, "CROSS_COMPILE": a.cross_compile,
+           "SELFTEST_CFLAGS": a.selftest_cflags}
+    run(["bash", str(ROOT / "selftests" / "build.sh"), a.name,
+         str(tree.worktree), str(out)], stage="selftests", timeout=1800, env=env)
     return out
 
 
@@ -135,12 +157,21 @@ def stage_check_selftests_patch(ctx: Context) -> int:
     return EXIT_PASS
 
 
-def _boot_request(ctx: Context, image: Path) -> boot.BootRequest:
+def stage_guest_root(ctx: Context) -> Path | None:
+    """The guest root of an architecture QEMU boots directly, else None."""
+    if ctx.paths.arch.launcher != "qemu":
+        return None
+    echo(f"== guest-root: Debian {ctx.paths.arch.debian_arch} packages")
+    return guest_root.build(ctx.paths.arch, ctx.paths.arch_dir / "guest-root",
+                            fetch.cache_dir(), ROOT)
+
+
+def _boot_request(ctx: Context, image: Path, root: Path | None) -> boot.BootRequest:
     p = ctx.paths
     p.results.mkdir(parents=True, exist_ok=True)
     kvm = boot.probe_kvm(p.arch, image, ctx.paths.build / "kvm-probe.json")
     return boot.BootRequest(p.arch, image, p.arch_dir / "console.log", p.results,
-                            timeout_s=ctx.boot_timeout, kvm=kvm)
+                            timeout_s=ctx.boot_timeout, kvm=kvm, root=root)
 
 
 def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
@@ -171,20 +202,25 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
 
 
 def stage_boot_test(ctx: Context) -> int:
+    t0 = time.monotonic()
     image = stage_kernel(ctx)
-    boot.require_native(ctx.paths.arch)
+    t1 = time.monotonic()
+    root = stage_guest_root(ctx)
+    t2 = time.monotonic()
     stage_selftests(ctx)
     echo("== boot: run every suite in the guest")
-    req = _boot_request(ctx, image)
+    req = _boot_request(ctx, image, root)
     # Stale results from an earlier run must never be read as this run's.
     shutil.rmtree(req.results, ignore_errors=True)
     req.results.mkdir(parents=True)
     config = (ctx.paths.objdir / ".config").read_text()
     cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
-    guest_cmd = (f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} {cpu_opv} "
-                 f"{ctx.profile}")
-    result = boot.boot(req, guest_cmd)
-    echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc})")
+    guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results), cpu_opv,
+                  ctx.profile]
+    result = boot.boot(req, guest_argv)
+    facts = boot.guest_facts(result.console)
+    echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc}; "
+         f"{facts.cpus} CPUs, script started {facts.boot_s}s after the kernel)")
     boot.check_console(result, req.console_log)
     echo("== report")
     suites = collect(req.results, result.console, ctx.paths.objdir)
@@ -193,25 +229,28 @@ def stage_boot_test(ctx: Context) -> int:
     report.write_junit(suites, junit)
     print(text, flush=True)
     echo(f"report: JUnit XML {junit}; raw TAP/KTAP under {req.results}")
+    rc = EXIT_PASS
     if total.failed or result.guest_rc != 0:
-        return EXIT_TEST_FAILED
-    if total.passed == 0:
+        rc = EXIT_TEST_FAILED
+    elif total.passed == 0:
         echo("report: no test passed: a run that tests nothing is not a pass")
-        return EXIT_TEST_FAILED
-    return EXIT_PASS
+        rc = EXIT_TEST_FAILED
+    ctx.outcome = Outcome(ctx.paths.arch.name, rc, t1 - t0, t2 - t1, facts, total)
+    return rc
 
 
 def stage_bench(ctx: Context) -> int:
     """cpu_opv_bench in the guest: a table on stdout, JSON under build/<arch>/."""
     image = stage_kernel(ctx)
-    boot.require_native(ctx.paths.arch)
+    root = stage_guest_root(ctx)
     stage_selftests(ctx)
     echo("== bench: cpu_opv_bench in the guest")
-    req = _boot_request(ctx, image)
+    req = _boot_request(ctx, image, root)
     shutil.rmtree(req.results, ignore_errors=True)
     req.results.mkdir(parents=True)
-    guest_cmd = f"{boot.GUEST_SCRIPT} {ctx.paths.arch.name} {req.results} required bench"
-    result = boot.boot(req, guest_cmd)
+    guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results),
+                  "required", "bench"]
+    result = boot.boot(req, guest_argv)
     boot.check_console(result, req.console_log)
     accel = "KVM" if req.kvm else "QEMU TCG"
     data = bench.load(req.results / "bench.json")
@@ -225,10 +264,12 @@ def stage_bench(ctx: Context) -> int:
 
 def stage_shell(ctx: Context) -> int:
     image = stage_kernel(ctx)
-    boot.require_native(ctx.paths.arch)
-    req = _boot_request(ctx, image)
+    root = stage_guest_root(ctx)
+    req = _boot_request(ctx, image, root)
     print(SHELL_BANNER.format(root=ROOT), flush=True)
-    argv = [*boot.vng_command(req, None), "--cwd", str(ROOT)]
+    argv = boot.command(req, None)
+    if ctx.paths.arch.launcher == "vng":
+        argv += ["--cwd", str(ROOT)]
     os.environ["PYTHONPATH"] = str(ROOT)
     os.execv(argv[0], argv)
 
@@ -280,15 +321,52 @@ def stage_sparse(ctx: Context) -> int:
     return EXIT_TEST_FAILED if result.diagnostics else EXIT_PASS
 
 
+def stage_boot_test_all(ctx: Context) -> int:
+    """boot-test on every architecture in vm/arch/, one after the other."""
+    outcomes = []
+    for name in arches.names():
+        one = dataclasses.replace(ctx, paths=Paths(ctx.paths.build, arches.get(name)),
+                                  configured=None, outcome=None)
+        echo(f"=== boot-test-all: {name}")
+        start = time.monotonic()
+        rc, error = _run_stage(stage_boot_test, one)
+        outcomes.append(one.outcome or Outcome(name, rc, error=error))
+        echo(f"=== boot-test-all: {name}: exit {rc} after {time.monotonic() - start:.0f}s")
+    print(all_table(outcomes), flush=True)
+    return max(o.rc for o in outcomes)
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}s"
+
+
+def all_table(outcomes: list[Outcome]) -> str:
+    lines = [f"{'arch':<8} {'exit':>4} {'kernel':>7} {'root':>5} {'boot':>5} "
+             f"{'tests':>6} {'cpus':>4} {'passed':>6} {'failed':>6} {'skipped':>7}"]
+    for o in outcomes:
+        f, c = o.facts, o.counts
+        row = (f"{o.arch:<8} {o.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
+               f"{_secs(f.boot_s if f else None):>5} {_secs(f.tests_s if f else None):>6} "
+               f"{(f.cpus if f and f.cpus else '-'):>4} ")
+        if c is None:
+            row += f"  ({o.error or 'no report'})"
+        else:
+            row += f"{c.passed:>6} {c.failed:>6} {c.skipped:>7}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
 STAGES = {
     "fetch": stage_fetch,
     "patch": stage_patch,
     "config": stage_config,
     "kernel": stage_kernel,
+    "guest-root": stage_guest_root,
     "selftests": stage_selftests,
     "selftests-patch": stage_selftests_patch,
     "check-selftests-patch": stage_check_selftests_patch,
     "boot-test": stage_boot_test,
+    "boot-test-all": stage_boot_test_all,
     "shell": stage_shell,
     "bench": stage_bench,
     "checkpatch": stage_checkpatch,
@@ -320,6 +398,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _run_stage(stage: Callable[[Context], object], ctx: Context) -> tuple[int, str]:
+    """Run a stage; return its exit code and, for a failure, the one-line reason."""
+    try:
+        result = stage(ctx)
+        return (result if isinstance(result, int) else EXIT_PASS), ""
+    except UserError as e:
+        echo(f"error: {e}")
+        return EXIT_INFRA, f"{e.stage}: {e.message.splitlines()[0]}"
+    except HarnessError as e:
+        echo(f"FAILED in stage {e}")
+        return EXIT_INFRA, f"{e.stage}: {e.message.splitlines()[0]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     start = time.monotonic()
@@ -330,13 +421,9 @@ def main(argv: list[str] | None = None) -> int:
                       Path(args.kernel_src) if args.kernel_src else None,
                       Path(args.patches).resolve(), extra, args.boot_timeout,
                       args.profile)
-        result = STAGES[args.stage](ctx)
-        rc = result if isinstance(result, int) else EXIT_PASS
+        rc, _ = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
         echo(f"error: {e}")
-        rc = EXIT_INFRA
-    except HarnessError as e:
-        echo(f"FAILED in stage {e}")
         rc = EXIT_INFRA
     except KeyboardInterrupt:
         echo("interrupted")

@@ -7,11 +7,16 @@ set -euo pipefail
 
 PKGS=(
 	build-essential bc bison flex cpio kmod libelf-dev libssl-dev ccache
-	git rsync xz-utils python3-venv udev sparse
-	qemu-system-x86 qemu-system-arm qemu-system-ppc qemu-utils
-	gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-powerpc64le-linux-gnu
-	libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-ppc64el-cross
+	git rsync xz-utils python3-venv udev sparse qemu-utils
 )
+# Each architecture's own (QEMU, cross compiler, its libc for the static
+# selftests) from its data file, vm/arch/<name>.toml.
+here=$(dirname "$(realpath "$0")")
+mapfile -t -O ${#PKGS[@]} PKGS < <(python3 -c '
+import sys, tomllib, pathlib
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.toml")):
+    print("\n".join(tomllib.loads(f.read_text())["host_packages"]))
+' "$here/../vm/arch")
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then

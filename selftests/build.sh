@@ -13,13 +13,13 @@
 # gets the rseq selftests only. Running it again with nothing changed
 # rebuilds nothing.
 #
-# ARCH: x86_64, arm64, arm or powerpc (powerpc64le).
+# ARCH: a name with a data file in vm/arch/ (x86_64, arm64, arm, powerpc).
 # Exit: 0 built, 1 build failed, 2 usage error.
 
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 ARCH KSRC OUTDIR  (ARCH: x86_64 arm64 arm powerpc)" >&2
+	echo "usage: $0 ARCH KSRC OUTDIR  (ARCH: a name in vm/arch/)" >&2
 	exit 2
 }
 
@@ -29,18 +29,23 @@ ksrc=$(realpath -e "$2") || usage
 out=$(realpath -m "$3")
 here=$(dirname "$(realpath "$0")")
 
-# In Thumb-2, the default of arm-linux-gnueabihf, gcc 12 runs out of
-# registers for rseq_cmpeqv_trymemcpy_storev() with delay injection in
-# cpu_opv_param_test ("impossible constraints"): build ARM code there.
-cflags=
-case $arch in
-x86_64)		cross= ;;
-arm64)		cross=aarch64-linux-gnu- ;;
-arm)		cross=arm-linux-gnueabihf- cflags=-marm ;;
-powerpc)	cross=powerpc64le-linux-gnu- ;;
-*)		usage ;;
-esac
-[ "$arch" = x86_64 ] && [ "$(uname -m)" != x86_64 ] && cross=x86_64-linux-gnu-
+# The per-architecture facts (kernel ARCH, cross compiler, extra CFLAGS)
+# come from the environment when the harness runs this, else from
+# vm/arch/ARCH.toml, their one source.
+data=$here/../vm/arch/$arch.toml
+[ -f "$data" ] || usage
+toml() {
+	python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]])' \
+		"$data" "$1"
+}
+karch=${KERNEL_ARCH-$(toml kernel_arch)}
+cflags=${SELFTEST_CFLAGS-$(toml selftest_cflags)}
+if [ -z "${CROSS_COMPILE+set}" ]; then
+	cross=
+	[ "$(uname -m)" = "$(toml machine)" ] || cross=$(toml cross_compile)
+else
+	cross=$CROSS_COMPILE
+fi
 [ -f "$ksrc/tools/testing/selftests/rseq/rseq.h" ] || {
 	echo "$0: $ksrc is not a kernel tree with rseq selftests" >&2
 	exit 2
@@ -61,7 +66,7 @@ run() {
 }
 
 # uapi headers of KSRC: <linux/rseq.h>, <linux/cpu_opv.h>, <asm/unistd.h>.
-run make -s -C "$ksrc" O="$scratch/obj-$arch" ARCH="$arch" \
+run make -s -C "$ksrc" O="$scratch/obj-$arch" ARCH="$karch" \
 	INSTALL_HDR_PATH="$scratch/usr-$arch" headers_install
 khdr="-isystem $scratch/usr-$arch/include"
 

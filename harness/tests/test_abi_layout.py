@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from harness import arch as arches
 from harness.abi import cpu_opv, rseq, syscalls
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,13 +60,18 @@ class Abi:
     u64_align: int   # the one difference among our ABIs: i386 aligns __u64 to 4
 
 
-ABIS = {a.name: a for a in (
-    Abi("x86_64", "gcc", (), 8),
-    Abi("i386", "gcc", ("-m32",), 4),
-    Abi("arm64", "aarch64-linux-gnu-gcc", (), 8),
-    Abi("arm", "arm-linux-gnueabihf-gcc", (), 8),      # EABI: 8-byte __u64
-    Abi("powerpc", "powerpc64le-linux-gnu-gcc", (), 8),
-)}
+def _abis() -> dict[str, Abi]:
+    """Every ABI of every architecture, from vm/arch/<name>.toml."""
+    found = {}
+    for name in arches.names():
+        a = arches.get(name)
+        for abi in a.abis:
+            found[abi.name] = Abi(abi.name, f"{a.cross_compile}gcc", abi.cflags,
+                                  abi.u64_align)
+    return found
+
+
+ABIS = _abis()
 
 def _size_align(t: Any, abi: Abi) -> tuple[int, int]:
     if issubclass(t, ctypes.Array):

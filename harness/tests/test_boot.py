@@ -30,7 +30,7 @@ def test_guest_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_vng(tmp_path, monkeypatch,
               "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\n"
               "echo 'cpu-opv-guest: done rc=0'\n")
-    res = boot.boot(_req(tmp_path), "true")
+    res = boot.boot(_req(tmp_path), ["true"])
     assert res.guest_rc == 0
     boot.check_console(res, tmp_path / "console.log")
     assert "Linux version" in (tmp_path / "console.log").read_text()
@@ -40,14 +40,14 @@ def test_guest_hangs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_vng(tmp_path, monkeypatch,
               "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nsleep 60\n")
     with pytest.raises(BootError, match=r"did not finish within 1s.*hung while running"):
-        boot.boot(_req(tmp_path, timeout=1), "true")
+        boot.boot(_req(tmp_path, timeout=1), ["true"])
 
 
 def test_guest_panics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_vng(tmp_path, monkeypatch,
               "echo 'Linux version 6.12.107'\n"
               "echo '[    1.0] Kernel panic - not syncing: No working init found.'\nexit 255\n")
-    res = boot.boot(_req(tmp_path), "true")
+    res = boot.boot(_req(tmp_path), ["true"])
     assert res.guest_rc is None
     with pytest.raises(BootError, match="panic at console line 2"):
         boot.check_console(res, tmp_path / "console.log")
@@ -59,14 +59,14 @@ def test_warning_fails_even_when_tests_pass(tmp_path: Path,
               "echo 'cpu-opv-guest: start'\n"
               "echo '[ 9.0] WARNING: CPU: 1 PID: 80 at kernel/cpu_opv.c:1 x+0x0/0x1'\n"
               "echo 'cpu-opv-guest: done rc=0'\n")
-    res = boot.boot(_req(tmp_path), "true")
+    res = boot.boot(_req(tmp_path), ["true"])
     with pytest.raises(BootError, match="never a pass"):
         boot.check_console(res, tmp_path / "console.log")
 
 
 def test_never_reached_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_vng(tmp_path, monkeypatch, "echo 'Linux version 6.12.107'\nexit 255\n")
-    res = boot.boot(_req(tmp_path), "true")
+    res = boot.boot(_req(tmp_path), ["true"])
     with pytest.raises(BootError, match="never ran the guest script"):
         boot.check_console(res, tmp_path / "console.log")
 

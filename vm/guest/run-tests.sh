@@ -14,10 +14,13 @@ fi
 # quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh;
 # bench (make bench): cpu_opv_bench only.
 export PROFILE=${4:-quick}
-echo "cpu-opv-guest: start"
+# Seconds since the kernel started, and the CPUs it brought up: the host's
+# report shows both (harness.boot.guest_facts).
+echo "cpu-opv-guest: start uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
 cd "$(dirname "$0")/../.." || exit 2
 export PYTHONPATH=$PWD PYTHONDONTWRITEBYTECODE=1
-py=$PWD/build/venv/bin/python
+# The host's venv, or the guest root's Python (vm/guest/init says which).
+py=${CPU_OPV_PYTHON:-$PWD/build/venv/bin/python}
 rc=0
 
 # make bench: the micro-benchmark alone, on an otherwise idle guest.
@@ -32,7 +35,7 @@ fi
 dmesg > "$results/dmesg-boot.txt"
 
 echo "cpu-opv-guest: pytest suites"
-timeout 1200 "$py" -m pytest -p harness.guest.tap_plugin --tap-dir "$results/pytest" \
+timeout 1200 "$py" -m pytest -p vm.guest.tap_plugin --tap-dir "$results/pytest" \
 	-p no:cacheprovider -q -rs --durations=8 harness/suites || rc=1
 
 if [ -d "build/$arch/selftests" ]; then
@@ -42,5 +45,5 @@ if [ -d "build/$arch/selftests" ]; then
 fi
 
 dmesg > "$results/dmesg.txt"
-echo "cpu-opv-guest: done rc=$rc"
+echo "cpu-opv-guest: done rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"
 exit $rc

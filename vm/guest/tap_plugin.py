@@ -2,7 +2,7 @@
 
 The host folds pytest suites, kselftests and KUnit into one report through
 one (K)TAP parser (harness.tap); this plugin gives pytest that format.
-Enable with `-p harness.guest.tap_plugin --tap-dir DIR`.
+Enable with `-p vm.guest.tap_plugin --tap-dir DIR`.
 """
 
 from __future__ import annotations
