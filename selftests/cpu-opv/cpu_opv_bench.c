@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../kselftest.h"
 #include "cpu-op.h"
 
 #define MAX_RUNS	15
@@ -181,7 +182,7 @@ int main(int argc, char **argv)
 		{ "remote_1op", 400, do_remote_1op },
 		{ "setaffinity_1op", 400, do_setaffinity_1op },
 	};
-	int nb = sizeof(benches) / sizeof(benches[0]);
+	int nb = ARRAY_SIZE(benches);
 	int runs = 5, opt, r, b, i, cpu;
 	double scale = 1;
 
