@@ -48,6 +48,9 @@ class Paths:
 
     build: Path
     arch: ArchConfig
+    # "" for the test kernel; "bench" for make bench's kernel, which has
+    # another config and so its own object directory (build/<arch>-bench).
+    variant: str = ""
 
     @property
     def src_root(self) -> Path:
@@ -55,7 +58,7 @@ class Paths:
 
     @property
     def arch_dir(self) -> Path:
-        return self.build / self.arch.name
+        return self.build / "-".join(filter(None, (self.arch.name, self.variant)))
 
     @property
     def objdir(self) -> Path:
@@ -239,8 +242,14 @@ def stage_boot_test(ctx: Context) -> int:
     return rc
 
 
+BENCH_CONFIG = ROOT / "kernel-config" / "bench.config"
+
+
 def stage_bench(ctx: Context) -> int:
-    """cpu_opv_bench in the guest: a table on stdout, JSON under build/<arch>/."""
+    """cpu_opv_bench in the guest, on the test kernel without its debug
+    options: a table on stdout, JSON in build/<arch>-bench/bench.json."""
+    ctx = dataclasses.replace(ctx, paths=dataclasses.replace(ctx.paths, variant="bench"),
+                              extra_config=[*ctx.extra_config, BENCH_CONFIG])
     image = stage_kernel(ctx)
     root = stage_guest_root(ctx)
     stage_selftests(ctx)

@@ -209,6 +209,13 @@ def make_argv(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
     return argv
 
 
+def requests_of(frags: Sequence[Path]) -> list[Request]:
+    """What the fragments ask for, in order. A later fragment overrides an
+    earlier one (bench.config turns off the options of debug.config): the
+    last request for an option wins, and only it is verified."""
+    return list({r.name: r for f in frags for r in parse_fragment(f)}.values())
+
+
 def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
               extra: Sequence[Path] = (), missing_ok: bool = False) -> Path:
     """Produce objdir/.config; skipped when its inputs have not changed.
@@ -227,7 +234,7 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
         echo(f"config: {config} is up to date ({', '.join(f.name for f in frags)})")
         return config
     echo(f"config: tinyconfig + {', '.join(f.name for f in frags)} -> {config}")
-    requests = [r for f in frags for r in parse_fragment(f)]
+    requests = requests_of(frags)
     # .config is about to change: a failure below must not leave a stamp
     # that vouches for it.
     stamp.unlink(missing_ok=True)

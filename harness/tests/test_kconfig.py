@@ -61,6 +61,22 @@ def test_dropped_option_names_dependency(tree: Path, tmp_path: Path) -> None:
     assert "NR_CPUS" not in msg and "CONFIG_SMP" not in msg.replace("on SMP", "")
 
 
+def test_later_fragment_overrides(tree: Path, tmp_path: Path) -> None:
+    kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)
+    debug, bench = tmp_path / "debug.config", tmp_path / "bench.config"
+    debug.write_text("CONFIG_SMP=y\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\n")
+    bench.write_text("CONFIG_HOTPLUG_CPU=n\n")
+    reqs = kconfig.requests_of([debug, bench])
+    assert [(r.name, r.value, r.origin) for r in reqs] == [
+        ("SMP", "y", "debug.config:1"), ("HOTPLUG_CPU", "n", "bench.config:1"),
+        ("NR_CPUS", "4", "debug.config:3")]
+    config = tmp_path / ".config"
+    config.write_text("")
+    kconfig._merge(kconf, config, reqs)
+    kconfig._verify(kconf, config, reqs)   # no conflict between the two
+    assert "# CONFIG_HOTPLUG_CPU is not set" in config.read_text()
+
+
 def test_all_requested_survive(tree: Path, tmp_path: Path) -> None:
     kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)
     frag = tmp_path / "f.config"

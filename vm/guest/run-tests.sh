@@ -26,7 +26,8 @@ rc=0
 # make bench: the micro-benchmark alone, on an otherwise idle guest.
 if [ "$PROFILE" = bench ]; then
 	echo "cpu-opv-guest: benchmark"
-	"build/$arch/selftests/cpu-opv/cpu_opv_bench" > "$results/bench.json" || rc=1
+	# Built next to the results, in build/<arch>-bench/.
+	"$(dirname "$results")/selftests/cpu-opv/cpu_opv_bench" > "$results/bench.json" || rc=1
 	echo "cpu-opv-guest: done rc=$rc"
 	exit $rc
 fi
