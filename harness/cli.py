@@ -218,8 +218,10 @@ def stage_boot_test(ctx: Context) -> int:
                   ctx.profile]
     result = boot.boot(req, guest_argv)
     facts = boot.guest_facts(result.console)
-    echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc}; "
-         f"{facts.cpus} CPUs, script started {facts.boot_s}s after the kernel)")
+    seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
+            if facts.cpus is not None and facts.boot_s is not None else "")
+    echo(f"boot: guest finished in {result.seconds:.0f}s "
+         f"(script exit {result.guest_rc}{seen})")
     boot.check_console(result, req.console_log)
     echo("== report")
     suites = collect(req.results, result.console, ctx.paths.objdir)
