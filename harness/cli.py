@@ -222,8 +222,10 @@ def stage_boot_test(ctx: Context) -> int:
                   ctx.profile]
     result = boot.boot(req, guest_argv)
     facts = boot.guest_facts(result.console)
-    echo(f"boot: guest finished in {result.seconds:.0f}s (script exit {result.guest_rc}; "
-         f"{facts.cpus} CPUs, script started {facts.boot_s}s after the kernel)")
+    seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
+            if facts.cpus is not None and facts.boot_s is not None else "")
+    echo(f"boot: guest finished in {result.seconds:.0f}s "
+         f"(script exit {result.guest_rc}{seen})")
     boot.check_console(result, req.console_log)
     echo("== report")
     suites = collect(req.results, result.console, ctx.paths.objdir)
@@ -275,19 +277,23 @@ def stage_shell(ctx: Context) -> int:
     image = stage_kernel(ctx)
     root = stage_guest_root(ctx)
     req = _boot_request(ctx, image, root)
-    print(SHELL_BANNER.format(root=ROOT), flush=True)
+    vng = ctx.paths.arch.launcher == "vng"
+    # The guest root (launcher qemu) has Debian's python3 and pytest.
+    pytest = "build/venv/bin/python -m pytest" if vng else "python3 -m pytest   "
+    print(SHELL_BANNER.format(root=ROOT, pytest=pytest,
+                              arch=ctx.paths.arch.name), flush=True)
     argv = boot.command(req, None)
-    if ctx.paths.arch.launcher == "vng":
+    if vng:
         argv += ["--cwd", str(ROOT)]
     os.environ["PYTHONPATH"] = str(ROOT)
     os.execv(argv[0], argv)
 
 
 SHELL_BANNER = """\
-cpu_opv test VM: a 4-CPU guest of the kernel just built, root, cwd {root}.
+cpu_opv test VM: a 4-CPU {arch} guest of the kernel just built, root, cwd {root}.
   python3 -m harness.poke --cpu 1 'add u64 @a 5'   poke cpu_opv from the command line
   python3 -m harness.poke --repl                    a Python REPL with the bindings loaded
-  build/venv/bin/python -m pytest harness/suites    the guest test suites
+  {pytest} harness/suites    the guest test suites
 Leave with `exit` or Ctrl-D (the VM powers off)."""
 
 

@@ -37,7 +37,7 @@ dmesg > "$results/dmesg-boot.txt"
 
 echo "cpu-opv-guest: pytest suites"
 timeout 1200 "$py" -m pytest -p vm.guest.tap_plugin --tap-dir "$results/pytest" \
-	-p no:cacheprovider -q -rs --durations=8 harness/suites || rc=1
+	-p no:cacheprovider -q -rs --durations=8 --color=no harness/suites || rc=1
 
 if [ -d "build/$arch/selftests" ]; then
 	echo "cpu-opv-guest: C selftests"

@@ -1,0 +1,78 @@
+"""Guest root builder and boot-test-all report, without apt or a VM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import arch, boot, cli, guest_root, report
+
+SOURCES = """\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+"""
+
+
+def test_only_binary_stanzas_are_kept() -> None:
+    kept = guest_root.deb_stanzas(SOURCES)
+    assert kept.count("Types:") == 1 and "deb-src" not in kept
+
+
+def test_package_list_ignores_comments(tmp_path: Path) -> None:
+    f = tmp_path / "p.txt"
+    f.write_text("# head\nlibc6\n\npython3-minimal  # why\n")
+    assert guest_root.packages(f) == ["libc6", "python3-minimal"]
+
+
+def test_the_shipped_list_has_python_and_pytest() -> None:
+    names = guest_root.packages()
+    assert {"libc6", "python3.11-minimal", "libffi8", "python3-pytest", "bash"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_root_is_reused_until_an_input_changes(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    downloads: list[list[str]] = []
+
+    def fake_download(self: guest_root.AptCache, pkgs: list[str]) -> list[Path]:
+        downloads.append(pkgs)
+        return []
+
+    monkeypatch.setattr(guest_root.AptCache, "download", fake_download)
+    a = arch.get("arm64")
+    root = tmp_path / "root"
+    guest_root.build(a, root, tmp_path / "cache", Path("/some/repo"))
+    assert (root / "cpu-opv-init").stat().st_mode & 0o111
+    assert (root / "some/repo").is_dir()
+    assert (root / "bin/mount").readlink() == Path("busybox")
+    guest_root.build(a, root, tmp_path / "cache", Path("/some/repo"))
+    assert len(downloads) == 1
+    guest_root.build(a, root, tmp_path / "cache", Path("/other/repo"))
+    assert len(downloads) == 2
+
+
+def test_guest_facts() -> None:
+    text = ("x\ncpu-opv-guest: start uptime=6.15 cpus=4\n...\n"
+            "cpu-opv-guest: done rc=0 uptime=306.15\n")
+    f = boot.guest_facts(text)
+    assert (f.boot_s, f.tests_s, f.cpus) == (6.15, 300.0, 4)
+    assert boot.guest_facts("nothing") == boot.GuestFacts(None, None, None)
+
+
+def test_all_table_shows_each_arch() -> None:
+    table = cli.all_table([
+        cli.Outcome("arm64", 0, 900.0, 5.0, boot.GuestFacts(6.0, 300.0, 4),
+                    report.Counts(500, 0, 9)),
+        cli.Outcome("arm", 2, error="build: make failed"),
+    ])
+    lines = table.splitlines()
+    assert lines[1].split() == ["arm64", "0", "900s", "5s", "6s", "300s", "4", "500", "0", "9"]
+    assert "build: make failed" in lines[2]
