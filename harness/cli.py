@@ -204,6 +204,20 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
     return suites
 
 
+def _run_guest(ctx: Context, image: Path, root: Path | None,
+               profile: str) -> tuple[boot.BootRequest, boot.BootResult]:
+    """Boot the guest script with @profile, into a clean results directory."""
+    req = _boot_request(ctx, image, root)
+    # Stale results from an earlier run must never be read as this run's.
+    shutil.rmtree(req.results, ignore_errors=True)
+    req.results.mkdir(parents=True)
+    config = (ctx.paths.objdir / ".config").read_text()
+    cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
+    guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results), cpu_opv,
+                  profile]
+    return req, boot.boot(req, guest_argv)
+
+
 def stage_boot_test(ctx: Context) -> int:
     t0 = time.monotonic()
     image = stage_kernel(ctx)
@@ -212,15 +226,7 @@ def stage_boot_test(ctx: Context) -> int:
     t2 = time.monotonic()
     stage_selftests(ctx)
     echo("== boot: run every suite in the guest")
-    req = _boot_request(ctx, image, root)
-    # Stale results from an earlier run must never be read as this run's.
-    shutil.rmtree(req.results, ignore_errors=True)
-    req.results.mkdir(parents=True)
-    config = (ctx.paths.objdir / ".config").read_text()
-    cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
-    guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results), cpu_opv,
-                  ctx.profile]
-    result = boot.boot(req, guest_argv)
+    req, result = _run_guest(ctx, image, root, ctx.profile)
     facts = boot.guest_facts(result.console)
     seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
             if facts.cpus is not None and facts.boot_s is not None else "")
@@ -256,12 +262,7 @@ def stage_bench(ctx: Context) -> int:
     root = stage_guest_root(ctx)
     stage_selftests(ctx)
     echo("== bench: cpu_opv_bench in the guest")
-    req = _boot_request(ctx, image, root)
-    shutil.rmtree(req.results, ignore_errors=True)
-    req.results.mkdir(parents=True)
-    guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results),
-                  "required", "bench"]
-    result = boot.boot(req, guest_argv)
+    req, result = _run_guest(ctx, image, root, "bench")
     boot.check_console(result, req.console_log)
     accel = "KVM" if req.kvm else "QEMU TCG"
     data = bench.load(req.results / "bench.json")
