@@ -683,3 +683,50 @@ def test_validator_refuses_before_syscall(mem: RegionFactory) -> None:
         run([co.add(p, 1, 3)])
     with pytest.raises(ValueError, match="negative"):
         run([co.add(p, 1, 8)], -1)
+
+
+def _foll_pins() -> tuple[int, int]:
+    """The kernel's FOLL_PIN counters (mm/gup.c): pages pinned and unpinned
+    since boot, every pinner of the system together."""
+    stats: dict[str, int] = {}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            name, _, value = line.partition(" ")
+            stats[name] = int(value)
+    return stats["nr_foll_pin_acquired"], stats["nr_foll_pin_released"]
+
+
+def test_every_pin_released(mem: RegionFactory) -> None:
+    """No path leaks a pinned page: a call that succeeds, one whose compare
+    stops the vector, one refused after earlier operands were pinned, an
+    expect_fault refusal and a call on another CPU each leave as many pages
+    unpinned as they pinned.  A leak would keep the page from ever being
+    freed, migrated or compacted, one page per call, for good."""
+    r = mem(3)
+    crossing = r.at(PAGE_SIZE - 4)        # an operand on two pages
+    src = r.at(2 * PAGE_SIZE)
+    other = CPUS[-1] if len(CPUS) > 1 else CPUS[0]
+    vectors: list[tuple[list[CpuOp], str | None]] = [
+        ([co.memcpy(crossing, src, 8), co.add(src, 1, 8)], None),
+        ([co.compare_eq(crossing, src, 8), co.add(src, 1, 8)], None),
+        ([co.add(src, 1, 8), co.memcpy(_unreadable(mem), crossing, 8)], "EFAULT"),
+        ([co.add(src, 1, 8), co.memcpy(crossing, _unreadable(mem), 8,
+                                       expect_fault_src=True)], "EAGAIN"),
+    ]
+    rounds = 100
+    acquired0, released0 = _foll_pins()
+    for _ in range(rounds):
+        for ops, want in vectors:
+            if want is None:
+                run(ops)
+                co.cpu_opv(ops, other)
+            else:
+                expect_errno(want, ops)
+                expect_errno(want, ops, other)
+    acquired1, released1 = _foll_pins()
+    acquired, released = acquired1 - acquired0, released1 - released0
+    # The 4 calls per round that succeed pin 3 pages each: the counters
+    # must have seen at least those, or they do not count our pins.
+    assert acquired >= rounds * 4 * 3, f"only {acquired} pages pinned: counters not moving?"
+    assert acquired == released, (f"{acquired - released} pages of {acquired} "
+                                  "still pinned after the calls returned")
