@@ -568,6 +568,60 @@ def test_cpu_outside_mask_refused_and_mask_kept(mem: RegionFactory) -> None:
     assert r.read_at(c, 8) == bytes([memory.GUARD]) * 8
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _cpuset_cgroup(name: str, cpus: list[int]) -> str:
+    """A cgroup v2 child of the root with cpuset.cpus = cpus; skip when the
+    kernel has no cpuset controller (CONFIG_CPUSETS) or we are not root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a cgroup")
+    if not os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):
+        subprocess.run(["mount", "-t", "cgroup2", "none", CGROUP_ROOT], check=False)
+    try:
+        with open(f"{CGROUP_ROOT}/cgroup.controllers") as f:
+            controllers = f.read().split()
+    except OSError as e:
+        pytest.skip(f"no cgroup v2 hierarchy: {e}")
+    if "cpuset" not in controllers:
+        pytest.skip("no cpuset controller (CONFIG_CPUSETS)")
+    with open(f"{CGROUP_ROOT}/cgroup.subtree_control", "w") as f:
+        f.write("+cpuset")
+    path = f"{CGROUP_ROOT}/{name}"
+    os.makedirs(path, exist_ok=True)
+    with open(f"{path}/cpuset.cpus", "w") as f:
+        f.write(",".join(map(str, cpus)))
+    return path
+
+
+def test_cpu_outside_cpuset_refused(mem: RegionFactory) -> None:
+    """A cpuset restricts where cpu_opv may run like sched_setaffinity does:
+    a thread whose cgroup excludes a CPU gets EINVAL for it, changing
+    nothing, while its cgroup's CPUs still work.  Run in a child, which is
+    the one moved into the cgroup."""
+    if len(CPUS) < 2:
+        pytest.skip("needs 2 CPUs")
+    r, c = _scratch(mem)
+    r.write_at(c, bytes(8))
+    excluded, kept = CPUS[-1], CPUS[:-1]
+    path = _cpuset_cgroup(f"cpu_opv_test_{os.getpid()}", kept)
+
+    def child() -> bytes:
+        with open(f"{path}/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        assert excluded not in os.sched_getaffinity(0)
+        expect_errno("EINVAL", [co.add(c, 1, 8)], excluded)
+        for cpu in kept:
+            assert co.cpu_opv([co.add(c, 1, 8)], cpu).ok
+        return r.read_at(c, 8)
+
+    try:
+        got = int.from_bytes(in_child(child), ENDIAN)
+    finally:
+        os.rmdir(path)      # empty again: the child has exited
+    assert got == len(kept), f"counter {got}, expected {len(kept)}: the refused call wrote"
+
+
 def test_offline_cpu_still_runs(mem: RegionFactory) -> None:
     cpu = 3 if 3 in sched.possible_cpus() else max(sched.possible_cpus())
     if os.geteuid() != 0 or not hotplug.can_offline(cpu):
