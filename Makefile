@@ -2,7 +2,8 @@
 #
 #   make boot-test [ARCH=x86_64] [KERNEL_SRC=/path/to/linux]   the main job
 #   make boot-test-all                                          boot-test on every architecture in vm/arch/
-#   make test                                                   host checks, then boot-test
+#   make test                                                   host checks, boot-test, boot-test DEBUG=1
+#   make boot-test DEBUG=1                                      on a KASAN, KFENCE and lockup-detector kernel
 #   make bench                                                  cpu_opv costs, as ratios to getppid()
 #
 # Every target installs what it needs first (Debian packages through
@@ -13,7 +14,8 @@ ARCH ?= x86_64
 KERNEL_SRC ?=
 BOOT_TIMEOUT ?= 1800
 EXTRA_CONFIG ?=
-export ARCH KERNEL_SRC BOOT_TIMEOUT EXTRA_CONFIG
+DEBUG ?=
+export ARCH KERNEL_SRC BOOT_TIMEOUT EXTRA_CONFIG DEBUG
 
 VENV := build/venv
 PY := $(VENV)/bin/python
@@ -31,7 +33,7 @@ PY_SOURCES := harness vm
 all: boot-test
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 # --- setup ------------------------------------------------------------------
 
@@ -94,7 +96,8 @@ check: lint typecheck unit-test checkpatch check-selftests-patch
 test: $(VENV)/.ready
 	@$(MAKE) --no-print-directory patch
 	@$(MAKE) --no-print-directory check
-	@$(MAKE) --no-print-directory boot-test
+	@$(MAKE) --no-print-directory boot-test DEBUG=
+	@$(MAKE) --no-print-directory boot-test DEBUG=1
 
 clean:
 	rm -rf build/$(ARCH)

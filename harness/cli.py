@@ -48,8 +48,9 @@ class Paths:
 
     build: Path
     arch: ArchConfig
-    # "" for the test kernel; "bench" for make bench's kernel, which has
-    # another config and so its own object directory (build/<arch>-bench).
+    # "" for the test kernel; "bench" for make bench's kernel and "debug"
+    # for DEBUG=1's, which have other configs and so object directories of
+    # their own (build/<arch>-bench, build/<arch>-debug).
     variant: str = ""
 
     @property
@@ -253,6 +254,22 @@ def stage_boot_test(ctx: Context) -> int:
 BENCH_CONFIG = ROOT / "kernel-config" / "bench.config"
 
 
+def debug_fragments(arch: ArchConfig) -> list[Path]:
+    """DEBUG=1's fragments: KASAN, KFENCE, lockup and hung-task detectors,
+    then what one architecture needs on top (x86_64: the buddy hard lockup
+    detector, as QEMU TCG has no PMU NMIs for the perf one)."""
+    frags = [ROOT / "kernel-config" / "debug-heavy.config",
+             ROOT / "kernel-config" / f"debug-heavy-{arch.name}.config"]
+    return [f for f in frags if f.exists()]
+
+
+def debug_context(ctx: Context) -> Context:
+    """The same run on the DEBUG=1 kernel, in build/<arch>-debug."""
+    return dataclasses.replace(
+        ctx, paths=dataclasses.replace(ctx.paths, variant="debug"),
+        extra_config=[*ctx.extra_config, *debug_fragments(ctx.paths.arch)])
+
+
 def stage_bench(ctx: Context) -> int:
     """cpu_opv_bench in the guest, on the test kernel without its debug
     options: a table on stdout, JSON in build/<arch>-bench/bench.json."""
@@ -411,6 +428,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "full: also the long upstream rseq stress tests (make soak)")
     p.add_argument("--boot-timeout", type=int,
                    default=int(os.environ.get("BOOT_TIMEOUT") or 1800))
+    p.add_argument("--debug", action="store_true",
+                   default=os.environ.get("DEBUG", "") not in ("", "0"),
+                   help="the KASAN, KFENCE and lockup-detector kernel, in "
+                   "build/<arch>-debug (DEBUG=1)")
     return p.parse_args(argv)
 
 
@@ -437,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                       Path(args.kernel_src) if args.kernel_src else None,
                       Path(args.patches).resolve(), extra, args.boot_timeout,
                       args.profile)
+        if args.debug:
+            ctx = debug_context(ctx)
         rc, _ = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
         echo(f"error: {e}")

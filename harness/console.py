@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 # What the kernel prints when something went wrong, by kind.  Each pattern
 # is anchored on text the kernel itself emits (lib/bug.c, kernel/panic.c,
-# lockdep, KASAN, the hung task detector, RCU stall warnings).
+# lockdep, KASAN, KFENCE, the hung task and lockup detectors, RCU stall
+# warnings, list debugging).
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("panic", re.compile(r"Kernel panic - not syncing")),
     ("oops", re.compile(r"\bOops\b|general protection fault|Unable to handle kernel")),
@@ -20,6 +21,10 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("lockdep", re.compile(r"WARNING: .*lock|=+\s*\[ INFO: ")),
     ("kasan", re.compile(r"KASAN: |UBSAN: ")),
     ("hung", re.compile(r"INFO: task .* blocked for more than|rcu: INFO: .* stall")),
+    # The DEBUG=1 kernel's detectors (kernel/watchdog.c, lib/list_debug.c);
+    # KFENCE and the soft lockup detector print "BUG: " lines, caught above.
+    ("lockup", re.compile(r"Watchdog detected hard LOCKUP on cpu")),
+    ("list", re.compile(r"\blist_\w+ corruption\b")),
     ("trace", re.compile(r"^\s*Call Trace:")),
 )
 

@@ -24,6 +24,16 @@ DATA = Path(__file__).parent / "data"
     ("[    3.1] BUG: KASAN: slab-out-of-bounds in cpu_opv_run+0x10/0x20", "bug"),
     ("[   30.0] INFO: task python3:90 blocked for more than 30 seconds.", "hung"),
     ("[   30.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "hung"),
+    ("[   30.0] rcu: INFO: rcu_preempt self-detected stall on CPU", "hung"),
+    # The DEBUG=1 kernel's reports, in the words of the 6.12 sources.
+    ("[   12.5] BUG: KFENCE: out-of-bounds read in cpu_opv_run_ops+0x4c/0x1a0", "bug"),
+    ("[   12.5] BUG: KFENCE: use-after-free write in do_cpu_opv+0x1/0x2", "bug"),
+    ("[   44.0] watchdog: BUG: soft lockup - CPU#3 stuck for 22s! [python3:97]", "bug"),
+    ("[   44.0] watchdog: Watchdog detected hard LOCKUP on cpu 2", "lockup"),
+    ("[    9.9] list_add corruption. prev->next should be next (ffff8880), "
+     "but was ffff8881. (prev=ffff8882).", "list"),
+    ("[    9.9] BUG: scheduling while atomic: python3/97/0x00000002", "bug"),
+    ("[    9.9] BUG: KASAN: use-after-free in cpu_opv_unpin+0x10/0x20", "bug"),
 ])
 def test_incidents_found(line: str, kind: str) -> None:
     found = console.scan("ok line\n" + line + "\n")
