@@ -101,7 +101,34 @@ kmake rseq -f Makefile -f "$here/rseq-static.mk" USERCFLAGS=-static \
 	kmake cpu-opv USERCFLAGS="$cflags" USERLDFLAGS=-static \
 		INSTALL_PATH="$out/cpu-opv" install
 
-for suite in "${suites[@]}"; do
-	make -s -C "$sel/$suite" OUTPUT="$scratch/$arch-$suite" COLLECTION="$suite" emit_tests
-done > "$out/kselftest-list.txt"
+# The cpu_opv selftests again for each other ABI of this kernel that names a
+# compiler in vm/arch/ARCH.toml (x86_64: i386 binaries through the compat
+# syscall table), as the suite cpu-opv-ABI.
+compat=()
+if [ "${#suites[@]}" -ge 2 ]; then
+	while read -r name cc; do
+		[ -n "$cc" ] || continue
+		command -v "${cc}gcc" >/dev/null || {
+			echo "$0: ${cc}gcc not found (for the $name selftests)" >&2
+			exit 1
+		}
+		mkdir -p "$scratch/$arch-cpu-opv-$name"
+		run make -s -j"$jobs" -C "$sel/cpu-opv" CROSS_COMPILE="$cc" \
+			OUTPUT="$scratch/$arch-cpu-opv-$name" KHDR_INCLUDES="$khdr" \
+			USERLDFLAGS=-static INSTALL_PATH="$out/cpu-opv-$name" install
+		compat+=("$name")
+	done < <(python3 -c 'import sys, tomllib
+for a in tomllib.load(open(sys.argv[1], "rb")).get("abi", []):
+	print(a["name"], a.get("selftest_cross_compile", ""))' "$data")
+fi
+
+{
+	for suite in "${suites[@]}"; do
+		make -s -C "$sel/$suite" OUTPUT="$scratch/$arch-$suite" COLLECTION="$suite" emit_tests
+	done
+	for name in "${compat[@]}"; do
+		make -s -C "$sel/cpu-opv" OUTPUT="$scratch/$arch-cpu-opv-$name" \
+			COLLECTION="cpu-opv-$name" emit_tests
+	done
+} > "$out/kselftest-list.txt"
 echo "built $arch: $(wc -l < "$out/kselftest-list.txt") programs in $out (list: $out/kselftest-list.txt)"

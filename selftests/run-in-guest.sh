@@ -29,10 +29,10 @@ mkdir -p "$results" || exit 2
 
 timeout_for() {
 	case $1 in
-	cpu-opv:run_param_test.sh) echo 240 ;;	# its own budget is 150 s
+	cpu-opv*:run_param_test.sh) echo 240 ;;	# its own budget is 150 s
 	# Its settings file's 300 s: 8 threads make 16,000 remote calls, 8 s
 	# in a quiet TCG guest, past 120 s when the host's CPUs are contended.
-	cpu-opv:basic_cpu_opv_test) echo 300 ;;
+	cpu-opv*:basic_cpu_opv_test) echo 300 ;;
 	rseq:run_param_test.sh) echo "${RSEQ_PARAM_TIMEOUT:-600}" ;;
 	rseq:basic_percpu_ops*) echo "${PERCPU_OPS_TIMEOUT:-1200}" ;;	# 26 s natively, 265 s under TCG
 	*) echo "${TIMEOUT:-120}" ;;
@@ -42,7 +42,7 @@ timeout_for() {
 args_for() {
 	case $PROFILE:$1 in
 	*:rseq:run_param_test.sh) echo "${RSEQ_PARAM_ARGS--r 50}" ;;
-	quick:cpu-opv:run_param_test.sh) echo "-q" ;;
+	quick:cpu-opv*:run_param_test.sh) echo "-q" ;;
 	esac
 }
 
