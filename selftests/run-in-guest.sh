@@ -33,6 +33,8 @@ timeout_for() {
 	# Its settings file's 300 s: 8 threads make 16,000 remote calls, 8 s
 	# in a quiet TCG guest, past 120 s when the host's CPUs are contended.
 	cpu-opv*:basic_cpu_opv_test) echo 300 ;;
+	# Bounded by its own -t (below); 1,000 hotplug cycles in make soak.
+	cpu-opv*:hotplug_cpu_opv_test) if [ "$PROFILE" = full ]; then echo 1800; else echo 120; fi ;;
 	rseq:run_param_test.sh) echo "${RSEQ_PARAM_TIMEOUT:-600}" ;;
 	rseq:basic_percpu_ops*) echo "${PERCPU_OPS_TIMEOUT:-1200}" ;;	# 26 s natively, 265 s under TCG
 	*) echo "${TIMEOUT:-120}" ;;
@@ -43,6 +45,8 @@ args_for() {
 	case $PROFILE:$1 in
 	*:rseq:run_param_test.sh) echo "${RSEQ_PARAM_ARGS--r 50}" ;;
 	quick:cpu-opv*:run_param_test.sh) echo "-q" ;;
+	quick:cpu-opv*:hotplug_cpu_opv_test) echo "-c 40 -t 45" ;;
+	full:cpu-opv*:hotplug_cpu_opv_test) echo "-c 1000 -t 1500" ;;
 	esac
 }
 
