@@ -7,7 +7,8 @@
 #
 # Every target installs what it needs first (Debian packages through
 # scripts/setup-host.sh, a virtualenv in build/venv) and is quick when it is
-# already there.  Exit status: 0 passed, 1 a test failed, 2 infrastructure.
+# already there.  Exit status: 0 passed, 1 the series or a test failed, 2 the
+# host failed or the input was bad; the last line names who is to blame.
 
 ARCH ?= x86_64
 KERNEL_SRC ?=
@@ -31,7 +32,7 @@ PY_SOURCES := harness vm
 all: boot-test
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 # --- setup ------------------------------------------------------------------
 

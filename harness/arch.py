@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import REPO
 from harness.errors import UserError
 
 STAGE = "arch"
-ROOT = Path(__file__).resolve().parent.parent
-ARCH_DIR = ROOT / "vm" / "arch"
-FRAGMENT_DIR = ROOT / "kernel-config"
+ARCH_DIR = REPO / "vm" / "arch"
+FRAGMENT_DIR = REPO / "kernel-config"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ test kernel that silently lost an option lies about what it tests.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -20,12 +19,12 @@ from typing import IO, Any
 
 import kconfiglib
 
-from harness.arch import ArchConfig
+from harness.arch import FRAGMENT_DIR, ArchConfig
+from harness.digest import files_digest
 from harness.errors import ConfigError, UserError
 from harness.run import echo, run
 
 STAGE = "config"
-FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
 # Fragments merged on every architecture, in this order, before the arch's.
 COMMON_FRAGMENTS = ("vm.config", "debug.config", "rseq.config")
 # Merged only when the tree defines the symbol named in the value, so that
@@ -181,7 +180,7 @@ def why_dropped(kconf: Any, req: Request) -> str:
     return "changed by olddefconfig"
 
 
-def check(kconf: Any, requests: Sequence[Request]) -> list[str]:
+def dropped(kconf: Any, requests: Sequence[Request]) -> list[str]:
     """Return one message per requested option the final .config lacks."""
     problems = []
     for req in requests:
@@ -193,13 +192,6 @@ def check(kconf: Any, requests: Sequence[Request]) -> list[str]:
             problems.append(f"CONFIG_{req.name}={req.value} ({req.origin}) "
                             f"is {got or 'unset'}: {why_dropped(kconf, req)}")
     return problems
-
-
-def digest(paths: Sequence[Path], salt: str) -> str:
-    h = hashlib.sha256(salt.encode())
-    for p in paths:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def make_argv(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
@@ -228,7 +220,7 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
     kconf = load_kconfig(arch, srctree)
     frags = fragments_for(arch, kconf, extra)
     stamp = objdir / STAMP
-    want = digest(frags, tree_id)
+    want = files_digest(tree_id, frags)
     config = objdir / ".config"
     if config.exists() and stamp.exists() and stamp.read_text().strip() == want:
         echo(f"config: {config} is up to date ({', '.join(f.name for f in frags)})")
@@ -264,7 +256,7 @@ def _merge(kconf: Any, config: Path, requests: Sequence[Request]) -> None:
 
 def _verify(kconf: Any, config: Path, requests: Sequence[Request]) -> None:
     kconf.load_config(str(config), replace=True)
-    problems = check(kconf, requests)
+    problems = dropped(kconf, requests)
     if problems:
         raise ConfigError(
             STAGE,

@@ -342,7 +342,7 @@ def call(vector: int | None, opcnt: int, cpu: int, flags: int) -> int:
 
 
 @dataclass(frozen=True)
-class Result:
+class OpvResult:
     """What a vector did: ret 0 = all ran, n > 0 = op n-1 (a compare) failed."""
 
     ret: int
@@ -370,7 +370,7 @@ def vector(ops: Sequence[CpuOp]) -> ctypes.Array[CpuOp]:
 
 
 def cpu_opv(ops: Sequence[CpuOp], cpu: int, flags: int = 0, *,
-            validate: bool = True, opcnt: int | None = None) -> Result:
+            validate: bool = True, opcnt: int | None = None) -> OpvResult:
     """Run `ops` on `cpu`.  Raises ValueError (validated, nothing sent) or
     CpuOpvError (the kernel's errno).  validate=False sends what it is given
     (and `opcnt`, if set, instead of len(ops)) so tests can provoke errnos.
@@ -378,14 +378,14 @@ def cpu_opv(ops: Sequence[CpuOp], cpu: int, flags: int = 0, *,
     if validate:
         validate_flags(flags)
         if flags:
-            raise ValueError("probe flags return a number, not a Result: "
+            raise ValueError("probe flags return a number, not an OpvResult: "
                              "use probe() / vec_len_max()")
         validate_vector(ops)
         validate_cpu(cpu)
     vec = vector(ops)
     n = len(ops) if opcnt is None else opcnt
     ret = call(ctypes.addressof(vec), n, cpu, flags)
-    return Result(ret, tuple(describe(op) for op in ops))
+    return OpvResult(ret, tuple(describe(op) for op in ops))
 
 
 def vec_len_max() -> int:

@@ -22,7 +22,7 @@ import pytest
 
 from harness.abi import cpu_opv as co
 from harness.abi import hotplug, memory, rseq, sched
-from harness.abi.cpu_opv import CpuOp, CpuOpvError, Result
+from harness.abi.cpu_opv import CpuOp, CpuOpvError, OpvResult
 from harness.abi.memory import PAGE_SIZE, PROT_NONE, PROT_READ, Region
 from harness.abi.process import in_child
 from harness.suites.conftest import RegionFactory
@@ -49,7 +49,7 @@ ENDIAN = sys.byteorder
 BASE = 256  # operand offset inside a region: room for guard bytes before it
 
 
-def run(ops: list[CpuOp], cpu: int | None = None) -> Result:
+def run(ops: list[CpuOp], cpu: int | None = None) -> OpvResult:
     return co.cpu_opv(ops, sched.getcpu()[0] if cpu is None else cpu)
 
 

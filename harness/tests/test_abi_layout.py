@@ -26,10 +26,9 @@ from typing import Any
 
 import pytest
 
+from harness import REPO
 from harness import arch as arches
 from harness.abi import cpu_opv, rseq, syscalls
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def ksrc() -> tuple[Path | None, bool]:

@@ -89,7 +89,7 @@ def test_all_requested_survive(tree: Path, tmp_path: Path) -> None:
 
 
 def test_repo_fragments_parse() -> None:
-    for frag in kconfig.FRAGMENT_DIR.glob("*.config"):
+    for frag in arch.FRAGMENT_DIR.glob("*.config"):
         assert kconfig.parse_fragment(frag), f"{frag} is empty"
 
 
