@@ -1,8 +1,9 @@
 """ctypes bindings for cpu_opv(2) (syscall 463 on a patched 6.12).
 
 `struct cpu_op` mirrors include/uapi/linux/cpu_opv.h field by field (layout:
-docs/cpu_opv-abi.md; harness/tests/test_abi_layout.py checks it against the
-C compiler).  Syscall 463 is setxattrat on 6.13+, so no vector leaves this
+docs/man/cpu_opv.2 and the series' Documentation/userspace-api/cpu_opv.rst,
+patches/0007; harness/tests/test_abi_layout.py checks it against the C
+compiler).  Syscall 463 is setxattrat on 6.13+, so no vector leaves this
 module before probe() has seen the cpu_opv answer (NR_CPU_OPS == 12).
 """
 
@@ -44,7 +45,8 @@ OP_NAMES: dict[int, str] = {
 # Flags
 CPU_OP_NR_FLAG = 1 << 0
 CPU_OP_VEC_LEN_MAX_FLAG = 1 << 1
-PROBE_FLAGS = (CPU_OP_NR_FLAG, CPU_OP_VEC_LEN_MAX_FLAG)
+# The flags that turn a call into a query (they take no vector).
+PROBE_FLAGS = CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG
 
 # Limits
 CPU_OP_VEC_LEN_MAX = 16
@@ -230,9 +232,9 @@ def pages_spanned(addr: int, length: int) -> int:
 
 
 def validate_flags(flags: int) -> None:
-    if flags & ~(CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG):
+    if flags & ~PROBE_FLAGS:
         raise ValueError(f"unknown flag bits {flags:#x}")
-    if flags == CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG:
+    if flags == PROBE_FLAGS:
         raise ValueError("CPU_OP_NR_FLAG and CPU_OP_VEC_LEN_MAX_FLAG together")
 
 
