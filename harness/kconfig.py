@@ -141,7 +141,18 @@ def fragments_for(arch: ArchConfig, kconf: Any,
                   extra: Sequence[Path] = ()) -> list[Path]:
     names = [*COMMON_FRAGMENTS, arch.fragment]
     names += [f for f, sym in CONDITIONAL_FRAGMENTS.items() if sym in kconf.syms]
-    paths = [FRAGMENT_DIR / n for n in names] + list(extra)
+    return _existing([FRAGMENT_DIR / n for n in names] + list(extra))
+
+
+def candidate_fragments(arch: ArchConfig, extra: Sequence[Path] = ()) -> list[Path]:
+    """Every fragment configure() may merge, known without parsing Kconfig.
+    Which conditional ones it does merge depends only on the tree, and the
+    tree's identity is part of the stamp too."""
+    names = [*COMMON_FRAGMENTS, arch.fragment, *CONDITIONAL_FRAGMENTS]
+    return _existing([FRAGMENT_DIR / n for n in names] + list(extra))
+
+
+def _existing(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.is_file():
             raise UserError(STAGE, f"config fragment {p} does not exist",
@@ -217,14 +228,17 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
     """
     srctree, objdir = srctree.resolve(), objdir.resolve()
     objdir.mkdir(parents=True, exist_ok=True)
+    stamp = objdir / STAMP
+    # The stamp first: parsing the Kconfig tree takes about 2 s, and a
+    # boot-test with nothing changed should not pay for it.
+    want = files_digest(tree_id, candidate_fragments(arch, extra))
+    config = objdir / ".config"
+    recorded = stamp.read_text().split() if stamp.exists() else []
+    if config.exists() and recorded[:1] == [want]:
+        echo(f"config: {config} is up to date ({', '.join(recorded[1:])})")
+        return config
     kconf = load_kconfig(arch, srctree)
     frags = fragments_for(arch, kconf, extra)
-    stamp = objdir / STAMP
-    want = files_digest(tree_id, frags)
-    config = objdir / ".config"
-    if config.exists() and stamp.exists() and stamp.read_text().strip() == want:
-        echo(f"config: {config} is up to date ({', '.join(f.name for f in frags)})")
-        return config
     echo(f"config: tinyconfig + {', '.join(f.name for f in frags)} -> {config}")
     requests = requests_of(frags)
     # .config is about to change: a failure below must not leave a stamp
@@ -241,7 +255,7 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
                  + ", ".join(f"CONFIG_{r.name}" for r in absent))
         requests = [r for r in requests if r not in absent]
     _verify(kconf, config, requests)
-    stamp.write_text(want + "\n")
+    stamp.write_text(" ".join([want, *(f.name for f in frags)]) + "\n")
     return config
 
 

@@ -106,3 +106,24 @@ def test_failed_config_leaves_no_stamp(tree: Path, tmp_path: Path,
     with pytest.raises(ConfigError):
         kconfig.configure(arch.get("x86_64"), tree, objdir, "id", [bad])
     assert not (objdir / kconfig.STAMP).exists()
+
+
+def test_stamp_is_checked_before_kconfig_is_parsed(tree: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    objdir = tmp_path / "obj"
+    objdir.mkdir()
+    (objdir / ".config").write_text("")   # what tinyconfig would leave
+    monkeypatch.setattr(kconfig, "run", lambda *a, **k: None)
+    monkeypatch.setattr(kconfig, "_verify", lambda *a: None)
+    kconfig.configure(arch.get("x86_64"), tree, objdir, "id")
+    assert (objdir / kconfig.STAMP).read_text().split()[1:] == [
+        *kconfig.COMMON_FRAGMENTS, "x86_64.config"]   # the tree has no CPU_OPV
+
+    def no_parse(*_: object) -> None:
+        raise AssertionError("Kconfig parsed although nothing changed")
+    monkeypatch.setattr(kconfig, "load_kconfig", no_parse)
+    kconfig.configure(arch.get("x86_64"), tree, objdir, "id")
+    assert "is up to date (vm.config, debug.config" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="parsed"):
+        kconfig.configure(arch.get("x86_64"), tree, objdir, "another tree")
