@@ -45,12 +45,13 @@ def summary(suites: Sequence[TestResult]) -> tuple[str, Counts]:
         c = count(s)
         total += c
         extra = f" ({s.reason})" if s.reason and s.status is not Status.PASS else ""
+        errors = f" {c.errors} errors" if c.errors else ""
         lines.append(f"  {s.name:<46} {c.passed:4d} passed {c.failed:4d} failed "
-                     f"{c.skipped:4d} skipped{extra}")
+                     f"{c.skipped:4d} skipped{errors}{extra}")
         for leaf in s.leaves():
             if leaf.status in (Status.FAIL, Status.ERROR):
                 lines.append(f"      {leaf.status.name} {leaf.name} {leaf.reason}".rstrip())
-    lines.append(f"boot-test: {total}")
+    lines.append(f"report: {total}")
     return "\n".join(lines), total
 
 

@@ -64,28 +64,28 @@ def test_warning_fails_even_when_tests_pass(tmp_path: Path,
         boot.check_console(res, tmp_path / "console.log")
 
 
-def test_never_reached_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_vng(tmp_path, monkeypatch, "echo 'Linux version 6.12.107'\nexit 255\n")
+# The three ways a VM fails, told apart by the console markers and the
+# launcher's exit status together (vng says 255 for a VM that died).
+VM_FAILURES = {
+    "never reached the script": (
+        "echo 'Linux version 6.12.107'\nexit 255\n",
+        r"never reached its script .*never ran the guest script; the VM's exit status 255"),
+    "died during the script": (
+        "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nexit 255\n",
+        r"VM died while the guest script ran .*exit status 255"),
+    "failed after the script": (
+        "echo 'cpu-opv-guest: start'\necho 'cpu-opv-guest: done rc=0'\nexit 255\n",
+        r"finished \(exit 0\) but the VM then failed \(exit status 255\)"),
+}
+
+
+@pytest.mark.parametrize("name", list(VM_FAILURES))
+def test_vm_failures_are_three_reports(name: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    script, message = VM_FAILURES[name]
+    _fake_vng(tmp_path, monkeypatch, script)
     res = boot.boot(_req(tmp_path), ["true"])
-    with pytest.raises(BootError, match=r"never reached its script .*never ran the guest "
-                       r"script; the VM's exit status 255"):
-        boot.check_console(res, tmp_path / "console.log")
-
-
-def test_vm_died_during_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """vng's 255 (a VM that died) is kept next to the markers, not thrown away."""
-    _fake_vng(tmp_path, monkeypatch,
-              "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nexit 255\n")
-    res = boot.boot(_req(tmp_path), ["true"])
-    with pytest.raises(BootError, match=r"VM died while the guest script ran .*exit status 255"):
-        boot.check_console(res, tmp_path / "console.log")
-
-
-def test_vm_failed_after_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_vng(tmp_path, monkeypatch,
-              "echo 'cpu-opv-guest: start'\necho 'cpu-opv-guest: done rc=0'\nexit 255\n")
-    res = boot.boot(_req(tmp_path), ["true"])
-    with pytest.raises(BootError, match=r"finished \(exit 0\) but the VM then failed"):
+    with pytest.raises(BootError, match=message):
         boot.check_console(res, tmp_path / "console.log")
 
 
