@@ -109,6 +109,8 @@ PASSED = Verdict(Blame.NOBODY)
 
 
 def verdict_of(error: HarnessError) -> Verdict:
+    """Say what went wrong, in full, and return the verdict it makes."""
+    echo(f"error: {error}" if isinstance(error, UserError) else f"FAILED in stage {error}")
     return Verdict(error.blame, f"{error.stage}: {error.message.splitlines()[0]}")
 
 
@@ -268,7 +270,6 @@ def stage_boot_test(ctx: Context) -> Verdict:
     try:
         verdict = _boot_test(ctx, suites)
     except HarnessError as e:
-        echo(f"FAILED in stage {e}")
         verdict = verdict_of(e)
     if ctx.outcome is None:
         ctx.outcome = Outcome(ctx.paths.arch.name, verdict)
@@ -501,11 +502,7 @@ def _run_stage(stage: Callable[[Context], object], ctx: Context) -> Verdict:
     try:
         result = stage(ctx)
         return result if isinstance(result, Verdict) else PASSED
-    except UserError as e:
-        echo(f"error: {e}")
-        return verdict_of(e)
     except HarnessError as e:
-        echo(f"FAILED in stage {e}")
         return verdict_of(e)
 
 
@@ -521,7 +518,6 @@ def main(argv: list[str] | None = None) -> int:
                       args.profile)
         verdict = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
-        echo(f"error: {e}")
         verdict = verdict_of(e)
     except KeyboardInterrupt:
         echo("interrupted")
