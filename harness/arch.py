@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import REPO
 from harness.errors import UserError
 
 STAGE = "arch"
-ROOT = Path(__file__).resolve().parent.parent
-ARCH_DIR = ROOT / "vm" / "arch"
-FRAGMENT_DIR = ROOT / "kernel-config"
+ARCH_DIR = REPO / "vm" / "arch"
+FRAGMENT_DIR = REPO / "kernel-config"
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class Abi:
     name: str
     cflags: tuple[str, ...]
     u64_align: int
+    # The compiler prefix of this ABI's C selftests when it is not the
+    # architecture's own (x86_64's i386: i686-linux-gnu-); "" if it is.
+    cross_compile: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ def load(path: Path) -> ArchConfig:
             virtio=str(boot.get("virtio", "device")),
             kvm_args=_strs(boot, "kvm_args", path),
             abis=tuple(Abi(_str(a, "name", path), _strs(a, "cflags", path),
-                           int(a["u64_align"])) for a in data.get("abi", [])),
+                           int(a["u64_align"]), str(a.get("selftest_cross_compile", "")))
+                       for a in data.get("abi", [])),
         )
     except KeyError as e:
         raise UserError(STAGE, f"{path}: missing key {e}") from e

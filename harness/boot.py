@@ -21,13 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import console, qemu
+from harness import REPO, console, qemu
 from harness.arch import ArchConfig
-from harness.errors import BootError, UserError
+from harness.errors import BootError, GuestKernelError, UserError
 from harness.run import echo, quote
 
 STAGE = "boot"
-REPO = Path(__file__).resolve().parent.parent
 GUEST_SCRIPT = REPO / "vm" / "guest" / "run-tests.sh"
 START_MARK = "cpu-opv-guest: start"
 DONE_MARK = "cpu-opv-guest: done rc="
@@ -53,6 +52,9 @@ class BootResult:
     guest_rc: int | None     # the guest script's exit code, None if it never finished
     console: str
     seconds: float
+    # The launcher's own exit status: vng passes the guest command's on
+    # and says 255 for a VM that died; QEMU exits 0 when the guest powers off.
+    vm_rc: int | None = None
 
 
 def vng() -> str:
@@ -131,8 +133,8 @@ def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:
 def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
     """Boot, run `guest_argv` in the guest, and return what happened.
 
-    Raises BootError for a VM that hung, never reached the guest script, or
-    whose kernel printed a panic, oops, BUG or WARNING.
+    Raises BootError for a VM that hung (GuestKernelError when the kernel
+    said why); check_console() judges the rest.
     """
     argv = command(req, guest_argv)
     echo(f"boot: {req.cpus} CPUs, {'KVM' if req.kvm else 'TCG'}, "
@@ -148,6 +150,8 @@ def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             text = req.console_log.read_text(errors="replace")
+            _raise_incidents(text, req.console_log,
+                             f"the guest did not finish within {req.timeout_s}s, and ")
             raise BootError(
                 STAGE, f"the guest did not finish within {req.timeout_s}s "
                 f"({_progress(text)})",
@@ -155,7 +159,7 @@ def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
             ) from e
     elapsed = time.monotonic() - start
     text = req.console_log.read_text(errors="replace")
-    return BootResult(_guest_rc(text), text, elapsed)
+    return BootResult(_guest_rc(text), text, elapsed, proc.returncode)
 
 
 def _progress(text: str) -> str:
@@ -193,13 +197,34 @@ def _guest_rc(text: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def check_console(result: BootResult, console_log: Path) -> None:
-    """Turn a misbehaving kernel or an unfinished guest into a BootError."""
-    incidents = console.scan(result.console)
+def _raise_incidents(text: str, console_log: Path, lead: str = "") -> None:
+    incidents = console.scan(text)
     if incidents:
         shown = "\n    ".join(str(i) for i in incidents[:10])
-        raise BootError(STAGE, f"the kernel reported {len(incidents)} problem(s):\n    {shown}",
-                        f"see {console_log}: a kernel warning is never a pass")
-    if result.guest_rc is None:
-        raise BootError(STAGE, f"the guest script did not finish ({_progress(result.console)})",
+        raise GuestKernelError(
+            STAGE, f"{lead}the kernel reported {len(incidents)} problem(s):\n    {shown}",
+            f"see {console_log}: a kernel warning is never a pass")
+
+
+def check_console(result: BootResult, console_log: Path) -> None:
+    """Raise unless the kernel stayed quiet and the guest script ran to its end.
+
+    Three ways a VM can fail are told apart, from the console markers and
+    the launcher's exit status together: the guest never reached its script,
+    the VM died while the script ran, or the VM failed after the script
+    finished.  A kernel incident (panic, oops, BUG, WARNING) comes first:
+    it is the series' doing, whatever the VM did next.
+    """
+    _raise_incidents(result.console, console_log)
+    status = f"exit status {'unknown' if result.vm_rc is None else result.vm_rc}"
+    if START_MARK not in result.console:
+        raise BootError(STAGE, f"the guest never reached its script "
+                        f"({_progress(result.console)}; the VM's {status})",
                         f"see {console_log}")
+    if result.guest_rc is None:
+        raise BootError(STAGE, f"the VM died while the guest script ran "
+                        f"(no '{DONE_MARK}' line; the VM's {status})",
+                        f"see {console_log}")
+    if result.vm_rc not in (None, 0, result.guest_rc):
+        raise BootError(STAGE, f"the guest script finished (exit {result.guest_rc}) "
+                        f"but the VM then failed ({status})", f"see {console_log}")

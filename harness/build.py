@@ -15,30 +15,45 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from harness import REPO
 from harness.arch import ArchConfig
-from harness.errors import BuildError
+from harness.errors import BuildError, CompileError
 from harness.kconfig import make_argv
 from harness.run import echo, quote
 
 STAGE = "build"
-BASEDIR = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 90 * 60
 _STEP = re.compile(r"^\s+(CC|AS|LD|AR|CPP|HOSTCC|OBJCOPY|GEN|SYSHDR|SYSTBL)\s")
 _ERROR = re.compile(r"(error|Error \d+|undefined reference|No rule to make)", re.I)
+# What only the code being compiled can be blamed for: a compiler's or the
+# linker's diagnostic on a source file.  make failing without one (a tool
+# missing, the disk full, make killed) is the host's.
+_SOURCE_ERROR = re.compile(
+    r"^[^\s:]+:\d+(?::\d+)?: (?:fatal )?error: |undefined reference to|multiple definition of")
 
 
-def make_command(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
+def make_command(arch: ArchConfig, srctree: Path, objdir: Path,
+                 targets: Sequence[str] = ()) -> list[str]:
+    """The kernel's make, out of tree, with ccache and every CPU; `targets`
+    default to the architecture's image."""
     cc = f"{arch.cross_compile}gcc"
     argv = make_argv(arch, srctree, objdir)
     if shutil.which("ccache"):
         argv.append(f"CC=ccache {cc}")
     # A fixed build identity keeps init/version.o, and so ccache, stable.
     argv += [f"-j{os.cpu_count() or 1}", "KBUILD_BUILD_USER=cpu-opv",
-             "KBUILD_BUILD_HOST=harness", arch.make_target]
+             "KBUILD_BUILD_HOST=harness", *(targets or [arch.make_target])]
     return argv
+
+
+def make_env() -> dict[str, str]:
+    """What make_command's make runs with, on top of the environment."""
+    # CCACHE_BASEDIR makes the cache hit across clones of this repository:
+    # ccache rewrites absolute paths below it to relative ones.
+    return {"LC_ALL": "C", "CCACHE_BASEDIR": str(REPO)}
 
 
 @contextlib.contextmanager
@@ -76,9 +91,7 @@ def _run_make(argv: list[str], log: Path) -> None:
     start = last = time.monotonic()
     steps = 0
     errors: list[str] = []
-    # CCACHE_BASEDIR makes the cache hit across clones of this repository:
-    # ccache rewrites absolute paths below it to relative ones.
-    env = {**os.environ, "LC_ALL": "C", "CCACHE_BASEDIR": str(BASEDIR)}
+    env = {**os.environ, **make_env()}
     with log.open("w") as logf, subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=env) as proc:
@@ -107,6 +120,9 @@ def _run_make(argv: list[str], log: Path) -> None:
     elapsed = time.monotonic() - start
     if rc != 0:
         shown = "\n    ".join(errors[-12:]) or "(no error line found)"
-        raise BuildError(STAGE, f"make failed (exit {rc}) after {elapsed:.0f}s:\n    {shown}",
+        message = f"make failed (exit {rc}) after {elapsed:.0f}s:\n    {shown}"
+        if any(_SOURCE_ERROR.search(e) for e in errors):
+            raise CompileError(STAGE, message, f"fix the code; the full log: {log}")
+        raise BuildError(STAGE, message + "\n    (no compiler error: the build machinery failed)",
                          f"see the full log: {log}")
     echo(f"build: done, {steps} steps in {elapsed:.0f}s")

@@ -154,7 +154,7 @@ def check_series(tree: Path, patches: list[Path]) -> list[PatchResult]:
     return [check_patch(tree, p) for p in patches if not is_cover_letter(p)]
 
 
-def report(results: list[PatchResult]) -> str:
+def format_results(results: list[PatchResult]) -> str:
     """One line per patch, then the findings of each patch that has any."""
     out = [r.line() for r in results]
     for r in results:

@@ -1,9 +1,14 @@
 """Entry point: `python -m harness STAGE`.  The only place exit codes are chosen.
 
 Stages, each runnable alone and each running the ones it needs first:
-fetch -> patch -> config -> kernel -> boot-test.  Exit status: 0 all passed,
-1 a test failed, 2 infrastructure or usage (build error, boot failure,
-timeout, panic/oops/BUG/WARNING in the guest log, bad input).
+fetch -> patch -> config -> kernel -> boot-test.  Every run ends on one
+line naming who is to blame, and the exit status follows from it:
+
+  0  passed            nobody
+  1  under test failed the series (does not apply, does not compile, its
+                       kernel panics or warns in the guest) or a test
+  2  machinery failed  the host (download, tools, QEMU, a VM that died,
+                       hung or never reached its script) or your input
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import arch as arches
 from harness import (
+    REPO,
     bench,
     boot,
     build,
@@ -35,11 +40,17 @@ from harness import (
     sparse,
     tap,
 )
+from harness import arch as arches
 from harness.arch import ArchConfig
-from harness.errors import EXIT_INFRA, EXIT_PASS, EXIT_TEST_FAILED, HarnessError, UserError
+from harness.errors import (
+    EXIT_INFRA,
+    EXIT_PASS,
+    EXIT_TEST_FAILED,
+    Blame,
+    HarnessError,
+    UserError,
+)
 from harness.run import echo, run
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,46 @@ class Paths:
         return self.arch_dir / "results"
 
 
+# The one mapping from blame to exit status (README, "Exit status").
+EXIT_CODES: dict[Blame, int] = {
+    Blame.NOBODY: EXIT_PASS,
+    Blame.SERIES: EXIT_TEST_FAILED, Blame.TEST: EXIT_TEST_FAILED,
+    Blame.HOST: EXIT_INFRA, Blame.INPUT: EXIT_INFRA,
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a stage ended: who is to blame, and why in one line."""
+
+    blame: Blame
+    why: str = ""
+
+    @property
+    def rc(self) -> int:
+        return EXIT_CODES[self.blame]
+
+    def __str__(self) -> str:
+        if self.blame is Blame.NOBODY:
+            return f"passed{f' ({self.why})' if self.why else ''}"
+        return f"blame: {self.blame.value}: {self.why}"
+
+
+PASSED = Verdict(Blame.NOBODY)
+
+
+def verdict_of(error: HarnessError) -> Verdict:
+    """Say what went wrong, in full, and return the verdict it makes."""
+    echo(f"error: {error}" if isinstance(error, UserError) else f"FAILED in stage {error}")
+    return Verdict(error.blame, f"{error.stage}: {error.message.splitlines()[0]}")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One architecture's boot-test, for the boot-test-all table."""
 
     arch: str
-    rc: int
+    verdict: Verdict
     build_s: float | None = None
     guest_root_s: float | None = None
     facts: boot.GuestFacts | None = None
@@ -141,7 +186,7 @@ def stage_selftests(ctx: Context) -> Path:
     # build.sh takes the per-architecture facts from the data file's values.
     env = {"KERNEL_ARCH": a.kernel_arch, "CROSS_COMPILE": a.cross_compile,
            "SELFTEST_CFLAGS": a.selftest_cflags}
-    run(["bash", str(ROOT / "selftests" / "build.sh"), a.name,
+    run(["bash", str(REPO / "selftests" / "build.sh"), a.name,
          str(tree.worktree), str(out)], stage="selftests", timeout=1800, env=env)
     return out
 
@@ -150,15 +195,15 @@ def stage_selftests_patch(ctx: Context) -> None:
     selftests_patch.write(ctx.patches, ctx.paths.src_root)
 
 
-def stage_check_selftests_patch(ctx: Context) -> int:
-    problems = selftests_patch.check(ctx.patches, ctx.paths.src_root)
+def stage_check_selftests_patch(ctx: Context) -> Verdict:
+    problems = selftests_patch.problems(ctx.patches, ctx.paths.src_root)
     for p in problems:
         echo(f"selftests-patch: {p}")
     if problems:
         echo("selftests-patch: run `make selftests-patch` and commit patches/")
-        return EXIT_TEST_FAILED
+        return Verdict(Blame.SERIES, "the selftests patch does not match selftests/cpu-opv")
     echo("selftests-patch: patches/ matches selftests/cpu-opv")
-    return EXIT_PASS
+    return PASSED
 
 
 def stage_guest_root(ctx: Context) -> Path | None:
@@ -167,7 +212,7 @@ def stage_guest_root(ctx: Context) -> Path | None:
         return None
     echo(f"== guest-root: Debian {ctx.paths.arch.debian_arch} packages")
     return guest_root.build(ctx.paths.arch, ctx.paths.arch_dir / "guest-root",
-                            fetch.cache_dir(), ROOT)
+                            fetch.cache_dir(), REPO)
 
 
 def _boot_request(ctx: Context, image: Path, root: Path | None) -> boot.BootRequest:
@@ -178,23 +223,20 @@ def _boot_request(ctx: Context, image: Path, root: Path | None) -> boot.BootRequ
                             timeout_s=ctx.boot_timeout, kvm=kvm, root=root)
 
 
-def collect(results: Path, console_text: str, objdir: Path) -> list[tap.Result]:
+def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResult]:
     """Every suite the guest ran, as parsed TAP, in a stable order."""
-    suites: list[tap.Result] = []
+    suites: list[tap.TestResult] = []
     dmesg = results / "dmesg-boot.txt"
-    ktap = tap.extract_ktap(dmesg.read_text(errors="replace") if dmesg.exists()
-                            else console_text)
-    kunit_on = "CONFIG_KUNIT=y" in (objdir / ".config").read_text()
-    if ktap:
-        suites.append(tap.parse(ktap, "kunit"))
-    elif kunit_on:
-        suites.append(tap.Result("kunit", tap.Status.ERROR,
-                                 "CONFIG_KUNIT=y but no KTAP on the console"))
+    # Only a kernel with KUnit has its KTAP to read: without it, the first
+    # TAP on the console would be some other program's.
+    if "CONFIG_KUNIT=y" in (objdir / ".config").read_text():
+        suites.append(tap.read_kunit(dmesg.read_text(errors="replace") if dmesg.exists()
+                                     else console_text))
     pytest_dir = results / "pytest"
     taps = sorted(pytest_dir.glob("*.tap")) if pytest_dir.is_dir() else []
     if not taps:
-        suites.append(tap.Result("pytest", tap.Status.ERROR,
-                                 "no pytest results: the suites did not run"))
+        suites.append(tap.TestResult("pytest", tap.Status.ERROR,
+                                     "no pytest results: the suites did not run"))
     for f in taps:
         suites.append(tap.parse(f.read_text(errors="replace"), f"pytest:{f.stem}"))
     # selftests/run-in-guest.sh writes <suite>/<program>.tap.
@@ -219,7 +261,26 @@ def _run_guest(ctx: Context, image: Path, root: Path | None,
     return req, boot.boot(req, guest_argv)
 
 
-def stage_boot_test(ctx: Context) -> int:
+def stage_boot_test(ctx: Context) -> Verdict:
+    """The whole pipeline; whatever happens, results/junit.xml names the
+    verdict (a build error leaves one too, with no suite in it)."""
+    results = ctx.paths.results
+    # Stale results from an earlier run must never be read as this run's.
+    shutil.rmtree(results, ignore_errors=True)
+    suites: list[tap.TestResult] = []
+    try:
+        verdict = _boot_test(ctx, suites)
+    except HarnessError as e:
+        verdict = verdict_of(e)
+    if ctx.outcome is None:
+        ctx.outcome = Outcome(ctx.paths.arch.name, verdict)
+    junit = results / "junit.xml"
+    report.write_junit(suites, junit, verdict.rc, verdict.blame.value, verdict.why)
+    echo(f"report: JUnit XML {junit}")
+    return verdict
+
+
+def _boot_test(ctx: Context, suites: list[tap.TestResult]) -> Verdict:
     t0 = time.monotonic()
     image = stage_kernel(ctx)
     t1 = time.monotonic()
@@ -232,34 +293,40 @@ def stage_boot_test(ctx: Context) -> int:
     seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
             if facts.cpus is not None and facts.boot_s is not None else "")
     echo(f"boot: guest finished in {result.seconds:.0f}s "
-         f"(script exit {result.guest_rc}{seen})")
+         f"(script exit {result.guest_rc}, VM exit {result.vm_rc}{seen})")
     boot.check_console(result, req.console_log)
     echo("== report")
-    suites = collect(req.results, result.console, ctx.paths.objdir)
+    suites += collect(req.results, result.console, ctx.paths.objdir)
     text, total = report.summary(suites)
-    junit = req.results / "junit.xml"
-    report.write_junit(suites, junit)
     print(text, flush=True)
-    echo(f"report: JUnit XML {junit}; raw TAP/KTAP under {req.results}")
-    rc = EXIT_PASS
-    if total.failed or result.guest_rc != 0:
-        rc = EXIT_TEST_FAILED
-    elif total.passed == 0:
-        echo("report: no test passed: a run that tests nothing is not a pass")
-        rc = EXIT_TEST_FAILED
-    ctx.outcome = Outcome(ctx.paths.arch.name, rc, t1 - t0, t2 - t1, facts, total)
-    return rc
+    echo(f"report: raw TAP/KTAP under {req.results}")
+    verdict = tests_verdict(total, result.guest_rc)
+    ctx.outcome = Outcome(ctx.paths.arch.name, verdict, t1 - t0, t2 - t1, facts, total)
+    return verdict
 
 
-BENCH_CONFIG = ROOT / "kernel-config" / "bench.config"
+def tests_verdict(total: report.Counts, guest_rc: int | None) -> Verdict:
+    """The verdict of a guest that ran its script to the end."""
+    if total.failed or total.errors:
+        return Verdict(Blame.TEST, str(total))
+    if guest_rc != 0:
+        return Verdict(Blame.TEST, f"the guest script exited {guest_rc} "
+                       f"though no result failed ({total})")
+    if total.passed == 0:
+        return Verdict(Blame.TEST, f"no test passed: a run that tests nothing "
+                       f"is not a pass ({total})")
+    return Verdict(Blame.NOBODY, str(total))
+
+
+BENCH_CONFIG = REPO / "kernel-config" / "bench.config"
 
 
 def debug_fragments(arch: ArchConfig) -> list[Path]:
     """DEBUG=1's fragments: KASAN, KFENCE, lockup and hung-task detectors,
     then what one architecture needs on top (x86_64: the buddy hard lockup
     detector, as QEMU TCG has no PMU NMIs for the perf one)."""
-    frags = [ROOT / "kernel-config" / "debug-heavy.config",
-             ROOT / "kernel-config" / f"debug-heavy-{arch.name}.config"]
+    frags = [REPO / "kernel-config" / "debug-heavy.config",
+             REPO / "kernel-config" / f"debug-heavy-{arch.name}.config"]
     return [f for f in frags if f.exists()]
 
 
@@ -270,7 +337,7 @@ def debug_context(ctx: Context) -> Context:
         extra_config=[*ctx.extra_config, *debug_fragments(ctx.paths.arch)])
 
 
-def stage_bench(ctx: Context) -> int:
+def stage_bench(ctx: Context) -> Verdict:
     """cpu_opv_bench in the guest, on the test kernel without its debug
     options: a table on stdout, JSON in build/<arch>-bench/bench.json."""
     ctx = dataclasses.replace(ctx, paths=dataclasses.replace(ctx.paths, variant="bench"),
@@ -288,7 +355,9 @@ def stage_bench(ctx: Context) -> int:
     series = [p.name for p in patch.read_series(ctx.patches)]
     bench.save(data, out, accel, series)
     echo(f"bench: JSON in {out}")
-    return EXIT_PASS if result.guest_rc == 0 else EXIT_TEST_FAILED
+    if result.guest_rc != 0:
+        return Verdict(Blame.TEST, f"cpu_opv_bench failed (guest exit {result.guest_rc})")
+    return PASSED
 
 
 def stage_shell(ctx: Context) -> int:
@@ -298,12 +367,12 @@ def stage_shell(ctx: Context) -> int:
     vng = ctx.paths.arch.launcher == "vng"
     # The guest root (launcher qemu) has Debian's python3 and pytest.
     pytest = "build/venv/bin/python -m pytest" if vng else "python3 -m pytest   "
-    print(SHELL_BANNER.format(root=ROOT, pytest=pytest,
+    print(SHELL_BANNER.format(root=REPO, pytest=pytest,
                               arch=ctx.paths.arch.name), flush=True)
     argv = boot.command(req, None)
     if vng:
-        argv += ["--cwd", str(ROOT)]
-    os.environ["PYTHONPATH"] = str(ROOT)
+        argv += ["--cwd", str(REPO)]
+    os.environ["PYTHONPATH"] = str(REPO)
     os.execv(argv[0], argv)
 
 
@@ -315,46 +384,56 @@ cpu_opv test VM: a 4-CPU {arch} guest of the kernel just built, root, cwd {root}
 Leave with `exit` or Ctrl-D (the VM powers off)."""
 
 
-def stage_checkpatch(ctx: Context) -> int:
+def stage_checkpatch(ctx: Context) -> Verdict:
     patches = [p for p in patch.read_series(ctx.patches)
                if not checkpatch.is_cover_letter(p)]
     if not patches:
         echo("checkpatch: no patches")
-        return EXIT_PASS
+        return PASSED
     tree = stage_fetch(ctx)
     echo("== checkpatch: scripts/checkpatch.pl --strict on each patch")
     # The patched worktree has the series' own checkpatch changes, if any.
     top = tree.worktree if (tree.worktree / "scripts").is_dir() else tree.repo
     results = checkpatch.check_series(top, patches)
-    print(checkpatch.report(results), flush=True)
-    return EXIT_TEST_FAILED if any(r.failed for r in results) else EXIT_PASS
+    print(checkpatch.format_results(results), flush=True)
+    bad = [r for r in results if r.failed]
+    if bad:
+        return Verdict(Blame.SERIES, f"checkpatch: {len(bad)} of {len(results)} patches "
+                       "have unexplained problems")
+    return PASSED
 
 
-def stage_series_check(ctx: Context) -> int:
+def stage_series_check(ctx: Context) -> Verdict:
     patches = patch.read_series(ctx.patches)
     if not patches:
         echo("series-check: no patches")
-        return EXIT_PASS
+        return PASSED
     tree = stage_fetch(ctx)
     echo(f"== series-check: each of the {len(patches)} prefixes of the series builds")
-    results = series_check.check(ctx.paths.arch, tree, patches,
+    results = series_check.build_prefixes(ctx.paths.arch, tree, patches,
                                  ctx.paths.build / "series-check",
                                  ctx.paths.build / ".kernel-build.lock", ctx.extra_config)
-    print(series_check.report(results, len(patches)), flush=True)
-    return EXIT_TEST_FAILED if any(not r.ok for r in results) else EXIT_PASS
+    print(series_check.format_prefixes(results, len(patches)), flush=True)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        return Verdict(Blame.SERIES, f"series-check: prefix {bad[0].index} "
+                       f"({bad[0].patch}) does not build")
+    return PASSED
 
 
-def stage_sparse(ctx: Context) -> int:
+def stage_sparse(ctx: Context) -> Verdict:
     tree = stage_config(ctx)
     echo("== sparse: C=2 W=1 on the series' files under kernel/ and include/")
-    result = sparse.check(ctx.paths.arch, tree, ctx.paths.objdir,
+    result = sparse.check_objects(ctx.paths.arch, tree, ctx.paths.objdir,
                           ctx.paths.build / ".kernel-build.lock",
                           ctx.paths.arch_dir / "sparse.log")
-    print(sparse.report(result), flush=True)
-    return EXIT_TEST_FAILED if result.diagnostics else EXIT_PASS
+    print(sparse.format_result(result), flush=True)
+    if result.diagnostics:
+        return Verdict(Blame.SERIES, "sparse: diagnostics on the series' lines")
+    return PASSED
 
 
-def stage_boot_test_all(ctx: Context) -> int:
+def stage_boot_test_all(ctx: Context) -> Verdict:
     """boot-test on every architecture in vm/arch/, one after the other."""
     outcomes = []
     for name in arches.names():
@@ -362,11 +441,15 @@ def stage_boot_test_all(ctx: Context) -> int:
                                   configured=None, outcome=None)
         echo(f"=== boot-test-all: {name}")
         start = time.monotonic()
-        rc, error = _run_stage(stage_boot_test, one)
-        outcomes.append(one.outcome or Outcome(name, rc, error=error))
-        echo(f"=== boot-test-all: {name}: exit {rc} after {time.monotonic() - start:.0f}s")
+        verdict = _run_stage(stage_boot_test, one)
+        outcomes.append(one.outcome or Outcome(name, verdict))
+        echo(f"=== boot-test-all: {name}: exit {verdict.rc} after "
+             f"{time.monotonic() - start:.0f}s, {verdict}")
     print(all_table(outcomes), flush=True)
-    return max(o.rc for o in outcomes)
+    worst = max(outcomes, key=lambda o: o.verdict.rc)
+    if worst.verdict.rc == EXIT_PASS:
+        return PASSED
+    return Verdict(worst.verdict.blame, f"{worst.arch}: {worst.verdict.why}")
 
 
 def _secs(value: float | None) -> str:
@@ -378,11 +461,11 @@ def all_table(outcomes: list[Outcome]) -> str:
              f"{'tests':>6} {'cpus':>4} {'passed':>6} {'failed':>6} {'skipped':>7}"]
     for o in outcomes:
         f, c = o.facts, o.counts
-        row = (f"{o.arch:<8} {o.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
+        row = (f"{o.arch:<8} {o.verdict.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
                f"{_secs(f.boot_s if f else None):>5} {_secs(f.tests_s if f else None):>6} "
                f"{(f.cpus if f and f.cpus else '-'):>4} ")
         if c is None:
-            row += f"  ({o.error or 'no report'})"
+            row += f"  ({o.verdict})"
         else:
             row += f"{c.passed:>6} {c.failed:>6} {c.skipped:>7}"
         lines.append(row)
@@ -416,8 +499,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="x86_64 (default), arm64, arm or powerpc")
     p.add_argument("--kernel-src", default=os.environ.get("KERNEL_SRC") or None,
                    help="use this kernel tree instead of the 6.12.107 tarball")
-    p.add_argument("--patches", default=str(ROOT / "patches"))
-    p.add_argument("--build-dir", default=str(ROOT / "build"))
+    p.add_argument("--patches", default=str(REPO / "patches"))
+    p.add_argument("--build-dir", default=str(REPO / "build"))
     p.add_argument("--extra-config", action="append",
                    default=(os.environ.get("EXTRA_CONFIG") or "").split(),
                    help="another Kconfig fragment to merge (repeatable; "
@@ -435,17 +518,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _run_stage(stage: Callable[[Context], object], ctx: Context) -> tuple[int, str]:
-    """Run a stage; return its exit code and, for a failure, the one-line reason."""
+def _run_stage(stage: Callable[[Context], object], ctx: Context) -> Verdict:
+    """Run a stage; a stage that returns no Verdict of its own passed."""
     try:
         result = stage(ctx)
-        return (result if isinstance(result, int) else EXIT_PASS), ""
-    except UserError as e:
-        echo(f"error: {e}")
-        return EXIT_INFRA, f"{e.stage}: {e.message.splitlines()[0]}"
+        return result if isinstance(result, Verdict) else PASSED
     except HarnessError as e:
-        echo(f"FAILED in stage {e}")
-        return EXIT_INFRA, f"{e.stage}: {e.message.splitlines()[0]}"
+        return verdict_of(e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,12 +539,12 @@ def main(argv: list[str] | None = None) -> int:
                       args.profile)
         if args.debug:
             ctx = debug_context(ctx)
-        rc, _ = _run_stage(STAGES[args.stage], ctx)
+        verdict = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
-        echo(f"error: {e}")
-        rc = EXIT_INFRA
+        verdict = verdict_of(e)
     except KeyboardInterrupt:
         echo("interrupted")
-        rc = EXIT_INFRA
-    echo(f"{args.stage}: exit {rc} after {time.monotonic() - start:.0f}s")
-    return rc
+        verdict = Verdict(Blame.INPUT, "interrupted")
+    # The closing line, alone on a line: the form CI reads.
+    echo(f"{args.stage}: exit {verdict.rc} after {time.monotonic() - start:.0f}s, {verdict}")
+    return verdict.rc

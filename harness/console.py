@@ -28,7 +28,14 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("trace", re.compile(r"^\s*Call Trace:")),
 )
 
-_TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+# printk's prefix: the timestamp, and with CONFIG_PRINTK_CALLER the caller
+# id after it ("[    1.234567][    T1] "); only the one space after it goes,
+# since what follows may be indented (KTAP nests by indentation).
+PRINTK_PREFIX = re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])?\s?")
+
+
+def strip_printk_prefix(line: str) -> str:
+    return PRINTK_PREFIX.sub("", line, count=1)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Incident:
 def scan(text: str) -> list[Incident]:
     found = []
     for lineno, raw in enumerate(text.splitlines(), 1):
-        line = _TIMESTAMP.sub("", raw)
+        line = strip_printk_prefix(raw)
         for kind, pattern in _PATTERNS:
             if pattern.search(line):
                 found.append(Incident(kind, lineno, line.strip()))

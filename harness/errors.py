@@ -1,19 +1,34 @@
-"""Errors, split by blame, and the exit codes the entry point maps them to.
+"""Errors, split by blame: who a failure is to be put on.
 
-Only harness.cli chooses exit codes; every other module raises one of these.
+Every module raises one of these; only harness.cli turns a blame into an
+exit code (0 passed, 1 what is under test failed, 2 the machinery failed
+or the input was bad), so the mapping is written down once, there.
 """
 
 from __future__ import annotations
+
+import enum
 
 EXIT_PASS = 0
 EXIT_TEST_FAILED = 1
 EXIT_INFRA = 2
 
 
+class Blame(enum.Enum):
+    """Who to look at first; the value is what the closing line says."""
+
+    NOBODY = "nobody"            # it passed
+    SERIES = "the series"        # patches/: does not apply, does not build,
+                                 # or its kernel panics or warns in the guest
+    TEST = "a test"              # a test (or a test program) failed
+    HOST = "the host"            # download, tools, QEMU, a VM that died or hung
+    INPUT = "your input"         # an option, a path, a file the user gave
+
+
 class HarnessError(Exception):
     """Base class: carries the pipeline stage that failed and a hint."""
 
-    exit_code = EXIT_INFRA
+    blame = Blame.HOST
 
     def __init__(self, stage: str, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -31,16 +46,14 @@ class HarnessError(Exception):
 class UserError(HarnessError):
     """The user's input is wrong (unknown arch, bad path, bad option)."""
 
+    blame = Blame.INPUT
+
 
 class InfraError(HarnessError):
-    """A tool, download, build or boot failed: not a test verdict."""
+    """A tool, download or the VM failed: not a verdict on the series."""
 
 
 class FetchError(InfraError):
-    pass
-
-
-class PatchError(InfraError):
     pass
 
 
@@ -49,8 +62,26 @@ class ConfigError(InfraError):
 
 
 class BuildError(InfraError):
-    pass
+    """The build machinery failed (timeout, an image make did not leave)."""
 
 
 class BootError(InfraError):
-    """The guest did not come back: timeout, panic, oops, BUG, WARNING."""
+    """The VM died, hung, or never reached the guest script."""
+
+
+class SeriesError(HarnessError):
+    """What is under test failed before any test could judge it."""
+
+    blame = Blame.SERIES
+
+
+class PatchError(SeriesError):
+    """A patch of the series does not apply."""
+
+
+class CompileError(SeriesError):
+    """make failed on the patched tree."""
+
+
+class GuestKernelError(SeriesError):
+    """The kernel under test printed a panic, oops, BUG or WARNING."""

@@ -8,12 +8,12 @@ version is pinned to one that was, and its checksum with it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.digest import file_sha256
 from harness.errors import FetchError
 from harness.run import echo, run
 
@@ -44,14 +44,6 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def sha256sum(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tarball(release: Release = LINUX) -> Path:
     """Return the verified tarball, downloading it on first use."""
     cache = cache_dir()
@@ -60,7 +52,7 @@ def tarball(release: Release = LINUX) -> Path:
     if path.exists() and stamp.exists() and stamp.stat().st_mtime >= path.stat().st_mtime:
         return path
     if path.exists():
-        if sha256sum(path) == release.sha256:
+        if file_sha256(path) == release.sha256:
             stamp.touch()
             return path
         # Keep the bad file for inspection rather than deleting it.
@@ -81,7 +73,7 @@ def tarball(release: Release = LINUX) -> Path:
             STAGE, f"could not download {release.tarball} (linux-6.12={release.deb_version})",
             "run `make setup` (it enables Debian's deb-src entries), check the network, "
             f"or put the tarball in {cache}, or use KERNEL_SRC=/path/to/linux")
-    got = sha256sum(path)
+    got = file_sha256(path)
     if got != release.sha256:
         bad = path.with_name(path.name + ".corrupt")
         path.replace(bad)

@@ -18,13 +18,14 @@ import os
 import shutil
 from pathlib import Path
 
+from harness import REPO
 from harness.arch import ArchConfig
 from harness.errors import InfraError
 from harness.qemu import INIT
 from harness.run import echo, run
 
 STAGE = "guest-root"
-VM = Path(__file__).resolve().parent.parent / "vm"
+VM = REPO / "vm"
 PACKAGES = VM / "guest" / "root-packages.txt"
 INIT_SRC = VM / "guest" / "init"
 STAMP = ".cpu-opv-root.sha256"

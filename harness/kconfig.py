@@ -8,7 +8,6 @@ test kernel that silently lost an option lies about what it tests.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -20,12 +19,12 @@ from typing import IO, Any
 
 import kconfiglib
 
-from harness.arch import ArchConfig
+from harness.arch import FRAGMENT_DIR, ArchConfig
+from harness.digest import files_digest
 from harness.errors import ConfigError, UserError
 from harness.run import echo, run
 
 STAGE = "config"
-FRAGMENT_DIR = Path(__file__).resolve().parent.parent / "kernel-config"
 # Fragments merged on every architecture, in this order, before the arch's.
 COMMON_FRAGMENTS = ("vm.config", "debug.config", "rseq.config")
 # Merged only when the tree defines the symbol named in the value, so that
@@ -142,7 +141,18 @@ def fragments_for(arch: ArchConfig, kconf: Any,
                   extra: Sequence[Path] = ()) -> list[Path]:
     names = [*COMMON_FRAGMENTS, arch.fragment]
     names += [f for f, sym in CONDITIONAL_FRAGMENTS.items() if sym in kconf.syms]
-    paths = [FRAGMENT_DIR / n for n in names] + list(extra)
+    return _existing([FRAGMENT_DIR / n for n in names] + list(extra))
+
+
+def candidate_fragments(arch: ArchConfig, extra: Sequence[Path] = ()) -> list[Path]:
+    """Every fragment configure() may merge, known without parsing Kconfig.
+    Which conditional ones it does merge depends only on the tree, and the
+    tree's identity is part of the stamp too."""
+    names = [*COMMON_FRAGMENTS, arch.fragment, *CONDITIONAL_FRAGMENTS]
+    return _existing([FRAGMENT_DIR / n for n in names] + list(extra))
+
+
+def _existing(paths: list[Path]) -> list[Path]:
     for p in paths:
         if not p.is_file():
             raise UserError(STAGE, f"config fragment {p} does not exist",
@@ -181,7 +191,7 @@ def why_dropped(kconf: Any, req: Request) -> str:
     return "changed by olddefconfig"
 
 
-def check(kconf: Any, requests: Sequence[Request]) -> list[str]:
+def dropped(kconf: Any, requests: Sequence[Request]) -> list[str]:
     """Return one message per requested option the final .config lacks."""
     problems = []
     for req in requests:
@@ -193,13 +203,6 @@ def check(kconf: Any, requests: Sequence[Request]) -> list[str]:
             problems.append(f"CONFIG_{req.name}={req.value} ({req.origin}) "
                             f"is {got or 'unset'}: {why_dropped(kconf, req)}")
     return problems
-
-
-def digest(paths: Sequence[Path], salt: str) -> str:
-    h = hashlib.sha256(salt.encode())
-    for p in paths:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def make_argv(arch: ArchConfig, srctree: Path, objdir: Path) -> list[str]:
@@ -225,14 +228,17 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
     """
     srctree, objdir = srctree.resolve(), objdir.resolve()
     objdir.mkdir(parents=True, exist_ok=True)
+    stamp = objdir / STAMP
+    # The stamp first: parsing the Kconfig tree takes about 2 s, and a
+    # boot-test with nothing changed should not pay for it.
+    want = files_digest(tree_id, candidate_fragments(arch, extra))
+    config = objdir / ".config"
+    recorded = stamp.read_text().split() if stamp.exists() else []
+    if config.exists() and recorded[:1] == [want]:
+        echo(f"config: {config} is up to date ({', '.join(recorded[1:])})")
+        return config
     kconf = load_kconfig(arch, srctree)
     frags = fragments_for(arch, kconf, extra)
-    stamp = objdir / STAMP
-    want = digest(frags, tree_id)
-    config = objdir / ".config"
-    if config.exists() and stamp.exists() and stamp.read_text().strip() == want:
-        echo(f"config: {config} is up to date ({', '.join(f.name for f in frags)})")
-        return config
     echo(f"config: tinyconfig + {', '.join(f.name for f in frags)} -> {config}")
     requests = requests_of(frags)
     # .config is about to change: a failure below must not leave a stamp
@@ -249,7 +255,7 @@ def configure(arch: ArchConfig, srctree: Path, objdir: Path, tree_id: str,
                  + ", ".join(f"CONFIG_{r.name}" for r in absent))
         requests = [r for r in requests if r not in absent]
     _verify(kconf, config, requests)
-    stamp.write_text(want + "\n")
+    stamp.write_text(" ".join([want, *(f.name for f in frags)]) + "\n")
     return config
 
 
@@ -264,7 +270,7 @@ def _merge(kconf: Any, config: Path, requests: Sequence[Request]) -> None:
 
 def _verify(kconf: Any, config: Path, requests: Sequence[Request]) -> None:
     kconf.load_config(str(config), replace=True)
-    problems = check(kconf, requests)
+    problems = dropped(kconf, requests)
     if problems:
         raise ConfigError(
             STAGE,

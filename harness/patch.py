@@ -8,10 +8,10 @@ dependents are rebuilt.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
+from harness.digest import files_digest
 from harness.errors import PatchError, UserError
 from harness.run import echo, run
 from harness.source import GIT_IDENTITY, Tree, ensure_worktree, git
@@ -42,10 +42,7 @@ def _stamp_path(tree: Tree) -> Path:
 
 
 def series_digest(tree: Tree, patches: list[Path]) -> str:
-    h = hashlib.sha256(tree.base.encode())
-    for p in patches:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+    return files_digest(tree.base, patches)
 
 
 def describe_failure(output: str) -> str:
@@ -58,6 +55,22 @@ def describe_failure(output: str) -> str:
     if missing:
         return "file not in the tree: " + ", ".join(missing)
     return other[0] if other else output.strip()[-300:]
+
+
+def am(worktree: Path, patch_file: Path, stage: str, quiet: bool = False) -> str | None:
+    """`git am` one patch; None when it applied, else git's reason, with
+    the half-applied state aborted so the worktree is usable again.
+
+    Committer date = the patch's date: the same series on the same base
+    always gives the same commits (the selftests patch's parent).
+    """
+    proc = run(["git", "-C", str(worktree), "am", "-q", "--committer-date-is-author-date",
+                str(patch_file.resolve())],
+               stage=stage, timeout=600, env=GIT_IDENTITY, check=False, quiet=quiet)
+    if proc.returncode == 0:
+        return None
+    git(worktree, "am", "--abort", check=False, quiet=True)
+    return describe_failure(proc.stdout + proc.stderr)
 
 
 def apply(tree: Tree, patch_dir: Path) -> str:
@@ -94,14 +107,8 @@ def _apply_in_scratch(tree: Tree, patches: list[Path]) -> str:
     git(wt, "am", "--abort", check=False, quiet=True)
     git(wt, "reset", "-q", "--hard", tree.base, quiet=True)
     for p in patches:
-        # Committer date = the patch's date: the same series on the same
-        # base always gives the same commits (the selftests patch's parent).
-        proc = run(["git", "-C", str(wt), "am", "-q",
-                    "--committer-date-is-author-date", str(p.resolve())],
-                   stage=STAGE, timeout=600, env=GIT_IDENTITY, check=False)
-        if proc.returncode != 0:
-            why = describe_failure(proc.stdout + proc.stderr)
-            git(wt, "am", "--abort", check=False, quiet=True)
+        why = am(wt, p, STAGE)
+        if why is not None:
             raise PatchError(STAGE, f"{p.name} does not apply: {why}",
                              f"rebase {p.name} onto {tree.base[:12]} (try `git am -3` "
                              f"in {wt}) and regenerate patches/")

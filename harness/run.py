@@ -27,7 +27,6 @@ def run(
     timeout: float,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    capture: bool = True,
     check: bool = True,
     quiet: bool = False,
 ) -> subprocess.CompletedProcess[str]:
@@ -47,7 +46,7 @@ def run(
             cwd=cwd,
             env=full_env,
             text=True,
-            capture_output=capture,
+            capture_output=True,
             timeout=timeout,
             check=False,
         )

@@ -18,13 +18,12 @@ import re
 import shutil
 from pathlib import Path
 
-from harness import patch, source
+from harness import REPO, patch, source
 from harness.errors import UserError
 from harness.run import echo, run
 
 STAGE = "selftests-patch"
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "selftests" / "cpu-opv"
+SOURCE_DIR = REPO / "selftests" / "cpu-opv"
 SUBJECT = "selftests/cpu-opv: Add cpu_opv selftests"
 SLUG = "selftests-cpu-opv-Add-cpu_opv-selftests.patch"
 AUTHOR = "cpu-opv developers <cpu-opv@localhost>"
@@ -74,13 +73,13 @@ def _copy_sources(dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     # Only what git tracks in selftests/cpu-opv (no build leftovers).
-    files = run(["git", "-C", str(ROOT), "ls-files", "--", str(SOURCE_DIR)],
+    files = run(["git", "-C", str(REPO), "ls-files", "--", str(SOURCE_DIR)],
                 stage=STAGE, timeout=60, quiet=True).stdout.split()
     if not files:
         raise UserError(STAGE, f"no tracked files in {SOURCE_DIR}",
                         "commit the selftests first (the patch is made from git)")
     for name in files:
-        src = ROOT / name
+        src = REPO / name
         target = dest / src.relative_to(SOURCE_DIR)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
@@ -168,7 +167,7 @@ def write(patch_dir: Path, src_root: Path) -> Path:
     return out
 
 
-def check(patch_dir: Path, src_root: Path) -> list[str]:
+def problems(patch_dir: Path, src_root: Path) -> list[str]:
     """Return the problems: a missing, stale or misnumbered selftests patch."""
     text, number = generate(patch_dir, src_root)
     existing = [p for p in patch.read_series(patch_dir) if _is_selftests_patch(p)]
@@ -199,18 +198,14 @@ def _stale_files(existing: Path, wt: Path) -> list[str]:
     What matters is the content the patch adds, not its exact text (the
     commit line depends on the base's import commit).
     """
-    proc = run(["git", "-C", str(wt), "am", "-q", "--committer-date-is-author-date",
-                str(existing.resolve())], stage=STAGE, timeout=300, check=False,
-               env=source.GIT_IDENTITY, quiet=True)
-    if proc.returncode != 0:
-        run(["git", "-C", str(wt), "am", "--abort"], stage=STAGE, timeout=120,
-            check=False, quiet=True)
-        return [f"(the patch does not apply: {patch.describe_failure(proc.stderr)})"]
+    why = patch.am(wt, existing, STAGE, quiet=True)
+    if why is not None:
+        return [f"(the patch does not apply: {why})"]
     try:
         dest = wt / "tools/testing/selftests/cpu-opv"
-        want = set(run(["git", "-C", str(ROOT), "ls-files", "--", str(SOURCE_DIR)],
+        want = set(run(["git", "-C", str(REPO), "ls-files", "--", str(SOURCE_DIR)],
                        stage=STAGE, timeout=60, quiet=True).stdout.split())
-        want_rel = {str((ROOT / n).relative_to(SOURCE_DIR)) for n in want}
+        want_rel = {str((REPO / n).relative_to(SOURCE_DIR)) for n in want}
         have_rel = {str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file()}
         stale = sorted(want_rel ^ have_rel)
         for rel in sorted(want_rel & have_rel):

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import build, kconfig, patch
-from harness.arch import ArchConfig
-from harness.errors import BuildError, ConfigError, PatchError
-from harness.run import echo, run
-from harness.source import GIT_IDENTITY, Tree, git
+from harness.arch import FRAGMENT_DIR, ArchConfig
+from harness.digest import files_hash
+from harness.errors import BuildError, CompileError, ConfigError, PatchError
+from harness.run import echo
+from harness.source import Tree, git
 
 STAGE = "series-check"
 
@@ -84,10 +85,8 @@ def _applied(state: Path, keys: Sequence[str]) -> list[str]:
 
 def config_salt(arch: ArchConfig, base: str, extra: Sequence[Path]) -> hashlib._Hash:
     """What a prefix's verdict depends on besides its patches."""
-    h = hashlib.sha256(f"{arch.name}\0{base}\0".encode())
-    for f in [*sorted(kconfig.FRAGMENT_DIR.glob("*.config")), *extra]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h
+    return files_hash(f"{arch.name}\0{base}\0",
+                      [*sorted(FRAGMENT_DIR.glob("*.config")), *extra])
 
 
 def build_input(patch_file: Path) -> bytes:
@@ -100,12 +99,9 @@ def build_input(patch_file: Path) -> bytes:
 
 
 def _am(wt: Path, p: Path, base: str) -> None:
-    proc = run(["git", "-C", str(wt), "am", "-q", str(p.resolve())], stage=STAGE,
-               timeout=600, env=GIT_IDENTITY, check=False)
-    if proc.returncode != 0:
-        git(wt, "am", "--abort", check=False, quiet=True)
-        raise PatchError(STAGE, f"{p.name} does not apply: "
-                         f"{patch.describe_failure(proc.stdout + proc.stderr)}",
+    why = patch.am(wt, p, STAGE)
+    if why is not None:
+        raise PatchError(STAGE, f"{p.name} does not apply: {why}",
                          f"rebase it onto {base[:12]} and regenerate patches/")
 
 
@@ -121,7 +117,7 @@ def _build_prefix(arch: ArchConfig, wt: Path, objdir: Path, lock: Path, log: Pat
     build.build(arch, wt, objdir, lock, log)
 
 
-def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
+def build_prefixes(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
           lock: Path, extra: Sequence[Path] = ()) -> list[PrefixResult]:
     """Build every prefix in order; stop at the first that fails."""
     arch_dir = root / arch.name
@@ -158,7 +154,7 @@ def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
         try:
             _build_prefix(arch, wt, objdir, lock, arch_dir / f"prefix-{k:02d}.log", extra,
                           last=k == len(patches))
-        except (BuildError, ConfigError) as e:
+        except (BuildError, CompileError, ConfigError) as e:
             why = "\n    ".join(str(e).splitlines()[:14])
             results.append(PrefixResult(k, p.name, False, time.monotonic() - start, why=why))
             echo(results[-1].line(len(patches)))
@@ -170,7 +166,7 @@ def check(arch: ArchConfig, tree: Tree, patches: Sequence[Path], root: Path,
     return results
 
 
-def report(results: Sequence[PrefixResult], total: int) -> str:
+def format_prefixes(results: Sequence[PrefixResult], total: int) -> str:
     lines = [r.line(total) for r in results]
     built = len(results)
     if built < total and results and not results[-1].ok:

@@ -52,13 +52,20 @@ def vanilla(src_root: Path, release: fetch.Release = fetch.LINUX) -> Tree:
             shutil.rmtree(partial)
         fetch.extract(tarball, partial, release)
         echo(f"fetch: importing {tag} into a git repository (one time)")
-        git(partial, "init", "-q", "-b", "vanilla")
-        git(partial, "add", "-A", quiet=True)
-        git(partial, "commit", "-q", "-m", f"Linux {release.version}", quiet=True)
-        git(partial, "tag", tag)
-        partial.rename(repo)
+        _import(partial, repo, "vanilla", f"Linux {release.version}", tag)
     base = git(repo, "rev-parse", f"{tag}^{{commit}}", quiet=True)
     return Tree(repo, base, src_root / "patched")
+
+
+def _import(partial: Path, repo: Path, branch: str, message: str, tag: str = "") -> None:
+    """Commit the files of `partial` as the first commit of a new repository
+    and move it to `repo`: a half-made repository never has the final name."""
+    git(partial, "init", "-q", "-b", branch)
+    git(partial, "add", "-A", quiet=True)
+    git(partial, "commit", "-q", "-m", message, quiet=True)
+    if tag:
+        git(partial, "tag", tag)
+    partial.rename(repo)
 
 
 def user_tree(path: Path, src_root: Path) -> Tree:
@@ -85,10 +92,7 @@ def user_tree(path: Path, src_root: Path) -> Tree:
             shutil.rmtree(partial)
         echo(f"fetch: copying {path} (not a git tree) into {repo}")
         run(["cp", "-a", "--reflink=auto", str(path), str(partial)], stage=STAGE, timeout=1800)
-        git(partial, "init", "-q", "-b", "base")
-        git(partial, "add", "-A", quiet=True)
-        git(partial, "commit", "-q", "-m", f"Import of {path}", quiet=True)
-        partial.rename(repo)
+        _import(partial, repo, "base", f"Import of {path}")
     base = git(repo, "rev-parse", "HEAD^{commit}", quiet=True)
     return Tree(repo, base, src_root / f"copy-{key}-patched")
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import build, kconfig
+from harness import build
 from harness.arch import ArchConfig
 from harness.errors import BuildError
 from harness.run import echo, run
@@ -42,7 +41,7 @@ _CHECKED = re.compile(r"^\s+CHECK\s+(\S+)$", re.M)
 
 
 @dataclass
-class Result:
+class SparseResult:
     files: list[str]                 # changed files under kernel/ and include/
     objects: list[str]               # the objects rebuilt
     diagnostics: list[str] = field(default_factory=list)   # on the series' lines
@@ -113,10 +112,7 @@ def objects_for(srctree: Path, files: Sequence[str]) -> tuple[list[str], list[st
 
 def make_command(arch: ArchConfig, srctree: Path, objdir: Path,
                  objects: Sequence[str]) -> list[str]:
-    argv = kconfig.make_argv(arch, srctree, objdir)
-    if shutil.which("ccache"):
-        argv.append(f"CC=ccache {arch.cross_compile}gcc")
-    return [*argv, f"-j{os.cpu_count() or 1}", "C=2", "W=1", *objects]
+    return build.make_command(arch, srctree, objdir, ["C=2", "W=1", *objects])
 
 
 def _names(path: str, srctree: Path, objdir: Path) -> set[str]:
@@ -153,17 +149,18 @@ def diagnostics(output: str, added: Mapping[str, Set[int]], srctree: Path,
     return found, old
 
 
-def check(arch: ArchConfig, tree: Tree, objdir: Path, lock: Path, log: Path) -> Result:
+def check_objects(arch: ArchConfig, tree: Tree, objdir: Path, lock: Path,
+                  log: Path) -> SparseResult:
     srctree, objdir = tree.worktree.resolve(), objdir.resolve()
     files = changed_files(srctree, tree.base)
     objects, notes = objects_for(srctree, files)
-    result = Result(files, objects, notes=notes)
+    result = SparseResult(files, objects, notes=notes)
     if not objects:
         return result
     argv = make_command(arch, srctree, objdir, objects)
     with build.kernel_lock(lock):
         proc = run(argv, stage=STAGE, timeout=TIMEOUT_S, check=False,
-                   env={"LC_ALL": "C", "CCACHE_BASEDIR": str(build.BASEDIR)})
+                   env=build.make_env())
     output = proc.stdout + proc.stderr
     log.write_text(output)
     echo(f"sparse: make output in {log}")
@@ -181,7 +178,7 @@ def check(arch: ArchConfig, tree: Tree, objdir: Path, lock: Path, log: Path) -> 
     return result
 
 
-def report(result: Result) -> str:
+def format_result(result: SparseResult) -> str:
     if not result.files:
         return "sparse: the series changes no file under kernel/ or include/"
     lines = [f"sparse: C=2 W=1 on {' '.join(result.objects) or '(no object)'} "

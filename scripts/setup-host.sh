@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(
 	build-essential bc bison flex cpio kmod libelf-dev libssl-dev ccache
 	git rsync xz-utils python3-venv udev sparse qemu-utils
+	shellcheck	# make lint
 )
 # Each architecture's own (QEMU, cross compiler, its libc for the static
 # selftests) from its data file, vm/arch/<name>.toml.

@@ -13,8 +13,11 @@
 # Status: PASS (exit 0), SKIP (exit 4), TIMEOUT (124/137), FAIL (other).
 # Exit: 0 if nothing failed or timed out, 1 otherwise, 2 usage error.
 #
+# Timeouts: each directory's kselftest `settings` file (timeout=N) when it
+# sets one above 0, else the budgets in timeout_for.
+#
 # Environment: PROFILE, quick or full (default); TIMEOUT, seconds per
-# program (default 120);
+# program where no settings file sets a limit (default 120);
 # RSEQ_PARAM_ARGS, extra param_test arguments for rseq's
 # run_param_test.sh, whose full matrix takes hours under TCG
 # (default "-r 50"); RSEQ_PARAM_TIMEOUT (default 600).
@@ -27,14 +30,31 @@ out=$(realpath "$1")
 results=$(realpath -m "$2")
 mkdir -p "$results" || exit 2
 
+# kselftest's per-directory settings file (tools/testing/selftests/*/settings,
+# installed next to the programs): its last timeout=N line, N seconds for
+# every program of the directory, 0 for no limit.  Empty when there is none.
+settings_timeout() {
+	[ -r "$out/$1/settings" ] || return 0
+	sed -n 's/^timeout=\([0-9][0-9]*\)[[:space:]]*$/\1/p' "$out/$1/settings" | tail -n 1
+}
+
+# The settings file decides, as in kselftest's runner.  Where it says
+# nothing, or 0 (kselftest: no limit), our own bound applies instead, since
+# every wait here has a timeout: the programs' budgets under TCG, or
+# TIMEOUT.
 timeout_for() {
+	local limit
+	# make soak's 1,000 hotplug cycles, bounded by the program's own -t.
+	if [ "$PROFILE:${1#*:}" = full:hotplug_cpu_opv_test ]; then
+		echo 1800
+		return
+	fi
+	limit=$(settings_timeout "${1%%:*}")
+	if [ -n "$limit" ] && [ "$limit" -gt 0 ]; then
+		echo "$limit"
+		return
+	fi
 	case $1 in
-	cpu-opv*:run_param_test.sh) echo 240 ;;	# its own budget is 150 s
-	# Its settings file's 300 s: 8 threads make 16,000 remote calls, 8 s
-	# in a quiet TCG guest, past 120 s when the host's CPUs are contended.
-	cpu-opv*:basic_cpu_opv_test) echo 300 ;;
-	# Bounded by its own -t (below); 1,000 hotplug cycles in make soak.
-	cpu-opv*:hotplug_cpu_opv_test) if [ "$PROFILE" = full ]; then echo 1800; else echo 120; fi ;;
 	rseq:run_param_test.sh) echo "${RSEQ_PARAM_TIMEOUT:-600}" ;;
 	rseq:basic_percpu_ops*) echo "${PERCPU_OPS_TIMEOUT:-1200}" ;;	# 26 s natively, 265 s under TCG
 	*) echo "${TIMEOUT:-120}" ;;

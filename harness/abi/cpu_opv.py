@@ -1,8 +1,9 @@
 """ctypes bindings for cpu_opv(2) (syscall 463 on a patched 6.12).
 
 `struct cpu_op` mirrors include/uapi/linux/cpu_opv.h field by field (layout:
-docs/cpu_opv-abi.md; harness/tests/test_abi_layout.py checks it against the
-C compiler).  Syscall 463 is setxattrat on 6.13+, so no vector leaves this
+docs/man/cpu_opv.2 and the series' Documentation/userspace-api/cpu_opv.rst,
+patches/0007; harness/tests/test_abi_layout.py checks it against the C
+compiler).  Syscall 463 is setxattrat on 6.13+, so no vector leaves this
 module before probe() has seen the cpu_opv answer (NR_CPU_OPS == 12).
 """
 
@@ -44,7 +45,8 @@ OP_NAMES: dict[int, str] = {
 # Flags
 CPU_OP_NR_FLAG = 1 << 0
 CPU_OP_VEC_LEN_MAX_FLAG = 1 << 1
-PROBE_FLAGS = (CPU_OP_NR_FLAG, CPU_OP_VEC_LEN_MAX_FLAG)
+# The flags that turn a call into a query (they take no vector).
+PROBE_FLAGS = CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG
 
 # Limits
 CPU_OP_VEC_LEN_MAX = 16
@@ -230,9 +232,9 @@ def pages_spanned(addr: int, length: int) -> int:
 
 
 def validate_flags(flags: int) -> None:
-    if flags & ~(CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG):
+    if flags & ~PROBE_FLAGS:
         raise ValueError(f"unknown flag bits {flags:#x}")
-    if flags == CPU_OP_NR_FLAG | CPU_OP_VEC_LEN_MAX_FLAG:
+    if flags == PROBE_FLAGS:
         raise ValueError("CPU_OP_NR_FLAG and CPU_OP_VEC_LEN_MAX_FLAG together")
 
 
@@ -342,7 +344,7 @@ def call(vector: int | None, opcnt: int, cpu: int, flags: int) -> int:
 
 
 @dataclass(frozen=True)
-class Result:
+class OpvResult:
     """What a vector did: ret 0 = all ran, n > 0 = op n-1 (a compare) failed."""
 
     ret: int
@@ -370,7 +372,7 @@ def vector(ops: Sequence[CpuOp]) -> ctypes.Array[CpuOp]:
 
 
 def cpu_opv(ops: Sequence[CpuOp], cpu: int, flags: int = 0, *,
-            validate: bool = True, opcnt: int | None = None) -> Result:
+            validate: bool = True, opcnt: int | None = None) -> OpvResult:
     """Run `ops` on `cpu`.  Raises ValueError (validated, nothing sent) or
     CpuOpvError (the kernel's errno).  validate=False sends what it is given
     (and `opcnt`, if set, instead of len(ops)) so tests can provoke errnos.
@@ -378,14 +380,14 @@ def cpu_opv(ops: Sequence[CpuOp], cpu: int, flags: int = 0, *,
     if validate:
         validate_flags(flags)
         if flags:
-            raise ValueError("probe flags return a number, not a Result: "
+            raise ValueError("probe flags return a number, not an OpvResult: "
                              "use probe() / vec_len_max()")
         validate_vector(ops)
         validate_cpu(cpu)
     vec = vector(ops)
     n = len(ops) if opcnt is None else opcnt
     ret = call(ctypes.addressof(vec), n, cpu, flags)
-    return Result(ret, tuple(describe(op) for op in ops))
+    return OpvResult(ret, tuple(describe(op) for op in ops))
 
 
 def vec_len_max() -> int:

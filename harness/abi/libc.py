@@ -22,11 +22,18 @@ def errno_name(err: int) -> str:
 
 
 class SyscallError(OSError):
-    """A syscall returned -1; str() names the call, the errno and its name."""
+    """A syscall returned -1; str() names the call, the errno and its name.
+
+    .errno and .strerror are OSError's own (22, "Invalid argument"), so
+    code that formats them itself does not print the call twice.
+    """
 
     def __init__(self, err: int, call: str) -> None:
-        super().__init__(err, f"{call}: {errno_name(err)} ({os.strerror(err)})")
+        super().__init__(err, os.strerror(err))
         self.call = call
+
+    def __str__(self) -> str:
+        return f"{self.call}: {self.name} ({self.strerror})"
 
     @property
     def name(self) -> str:

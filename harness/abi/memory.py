@@ -43,6 +43,12 @@ def _check(ret: int, call: str) -> None:
         raise SyscallError(ctypes.get_errno(), call)
 
 
+def crossing_offset(length: int, page: int = 1) -> int:
+    """Where a `length`-byte operand starts so that it straddles the start
+    of `page`: half of it on each side (a byte cannot straddle)."""
+    return page * PAGE_SIZE - max(1, length // 2)
+
+
 class Region:
     """A page-aligned mapping; addresses are plain ints for struct cpu_op."""
 
@@ -68,10 +74,6 @@ class Region:
         if not 0 <= offset <= self.size:
             raise ValueError(f"offset {offset} outside region of {self.size}")
         return self.addr + offset
-
-    def crossing(self, length: int, page: int = 1) -> int:
-        """Address of a `length`-byte operand straddling the start of `page`."""
-        return self.at(page * PAGE_SIZE - max(1, length // 2))
 
     def _span(self, offset: int, n: int) -> None:
         if offset < 0 or n < 0 or offset + n > self.size:

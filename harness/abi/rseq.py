@@ -17,7 +17,6 @@ from harness.abi.memory import Region
 
 RSEQ_FLAG_UNREGISTER = 1 << 0
 RSEQ_CPU_ID_UNINITIALIZED = -1
-RSEQ_CPU_ID_REGISTRATION_FAILED = -2
 # The registration length of the original struct rseq (and its alignment,
 # __attribute__((aligned(4 * sizeof(__u64)))) in the header).
 RSEQ_ORIG_SIZE = 32
@@ -37,12 +36,18 @@ RSEQ_SIG: dict[str, int] = {
 
 class Rseq(ctypes.Structure):
     """struct rseq; the C struct is 32-byte aligned, so 32 bytes on every
-    ABI although the fields end at 28 (`end`, a flexible array)."""
+    ABI although the fields end at 28 (`end`, a flexible array).
+
+    ctypes honours `_align_` from Python 3.13 on; before that (the guests'
+    Debian 12 has 3.11) it is an ignored attribute, so an instance ctypes
+    allocates may be only 8-byte aligned: RseqArea allocates the storage
+    aligned instead, and only it is handed to the kernel.
+    """
 
     _fields_ = [("cpu_id_start", ctypes.c_uint32), ("cpu_id", ctypes.c_uint32),
                 ("rseq_cs", ctypes.c_uint64), ("flags", ctypes.c_uint32),
                 ("node_id", ctypes.c_uint32), ("mm_cid", ctypes.c_uint32)]
-    align = RSEQ_ALIGN
+    _align_ = RSEQ_ALIGN
 
 
 class RseqCs(ctypes.Structure):
@@ -52,10 +57,7 @@ class RseqCs(ctypes.Structure):
                 ("start_ip", ctypes.c_uint64),
                 ("post_commit_offset", ctypes.c_uint64),
                 ("abort_ip", ctypes.c_uint64)]
-    align = RSEQ_ALIGN
-
-
-RSEQ_END_OFFSET = 28  # offsetof(struct rseq, end) in 6.12: the feature size
+    _align_ = RSEQ_ALIGN   # as for Rseq: honoured by ctypes from 3.13 on
 
 
 class RseqError(SyscallError):
@@ -84,7 +86,10 @@ def unregister(addr: int, length: int = RSEQ_ORIG_SIZE, signature: int | None = 
 
 
 class RseqArea:
-    """A struct rseq in its own page (so alignment is ours to choose)."""
+    """A struct rseq in its own page, so its alignment is ours to choose:
+    at offset 0 (the default) it is page-aligned, which satisfies
+    RSEQ_ALIGN on every Python; the tests pass other offsets to provoke
+    the kernel's EINVAL."""
 
     def __init__(self, offset: int = 0) -> None:
         self.region = Region.pages(1, fill=0)

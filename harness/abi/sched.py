@@ -24,10 +24,6 @@ def getcpu() -> tuple[int, int]:
     return cpu.value, node.value
 
 
-def gettid() -> int:
-    return syscall("gettid")
-
-
 def parse_cpulist(text: str) -> list[int]:
     """'0-2,5' -> [0, 1, 2, 5] (the kernel's cpulist format)."""
     cpus: list[int] = []
@@ -50,10 +46,6 @@ def online_cpus() -> list[int]:
 
 def possible_cpus() -> list[int]:
     return _cpulist("possible")
-
-
-def allowed_cpus() -> set[int]:
-    return os.sched_getaffinity(0)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ checks this table against the patched tree so the two cannot drift.
 
 cpu_opv is 463 everywhere: the next free number in 6.12.  Upstream 6.13 gave
 463 to setxattrat, so a caller must run cpu_opv.probe() before sending a
-vector (see docs/cpu_opv-abi.md).
+vector (docs/man/cpu_opv.2, VERSIONS).
 """
 
 from __future__ import annotations
@@ -33,20 +33,20 @@ TABLES: dict[str, SyscallTable] = {
     t.arch: t
     for t in (
         _table("x86_64", "arch/x86/entry/syscalls/syscall_64.tbl",
-               gettid=186, sched_setaffinity=203, sched_getaffinity=204,
-               getcpu=309, membarrier=324, rseq=334, arch_prctl=158),
+               sched_setaffinity=203, sched_getaffinity=204,
+               getcpu=309, rseq=334, arch_prctl=158),
         _table("i386", "arch/x86/entry/syscalls/syscall_32.tbl",
-               gettid=224, sched_setaffinity=241, sched_getaffinity=242,
-               getcpu=318, membarrier=375, rseq=386),
+               sched_setaffinity=241, sched_getaffinity=242,
+               getcpu=318, rseq=386),
         _table("arm64", "scripts/syscall.tbl",
-               gettid=178, sched_setaffinity=122, sched_getaffinity=123,
-               getcpu=168, membarrier=283, rseq=293),
+               sched_setaffinity=122, sched_getaffinity=123,
+               getcpu=168, rseq=293),
         _table("arm", "arch/arm/tools/syscall.tbl",
-               gettid=224, sched_setaffinity=241, sched_getaffinity=242,
-               getcpu=345, membarrier=389, rseq=398),
+               sched_setaffinity=241, sched_getaffinity=242,
+               getcpu=345, rseq=398),
         _table("powerpc", "arch/powerpc/kernel/syscalls/syscall.tbl",
-               gettid=207, sched_setaffinity=222, sched_getaffinity=223,
-               getcpu=302, membarrier=365, rseq=387),
+               sched_setaffinity=222, sched_getaffinity=223,
+               getcpu=302, rseq=387),
     )
 }
 

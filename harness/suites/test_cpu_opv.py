@@ -1,4 +1,4 @@
-"""cpu_opv(2) against docs/cpu_opv-abi.md: ops, errnos, placement, security.
+"""cpu_opv(2) against docs/man/cpu_opv.2: ops, errnos, placement, security.
 
 Runs only on a cpu_opv kernel.  The probe comes first: ENOSYS skips the
 module naming CONFIG_CPU_OPV, any other non-12 answer skips it as "not a
@@ -22,7 +22,7 @@ import pytest
 
 from harness.abi import cpu_opv as co
 from harness.abi import hotplug, memory, rseq, sched
-from harness.abi.cpu_opv import CpuOp, CpuOpvError, Result
+from harness.abi.cpu_opv import CpuOp, CpuOpvError, OpvResult
 from harness.abi.memory import PAGE_SIZE, PROT_NONE, PROT_READ, Region
 from harness.abi.process import in_child
 from harness.suites.conftest import RegionFactory
@@ -49,7 +49,7 @@ ENDIAN = sys.byteorder
 BASE = 256  # operand offset inside a region: room for guard bytes before it
 
 
-def run(ops: list[CpuOp], cpu: int | None = None) -> Result:
+def run(ops: list[CpuOp], cpu: int | None = None) -> OpvResult:
     return co.cpu_opv(ops, sched.getcpu()[0] if cpu is None else cpu)
 
 
@@ -123,7 +123,7 @@ def offset(place: str, length: int) -> int:
         return BASE
     if place == "unaligned":
         return BASE + 3 if length > 1 else BASE + 1
-    return PAGE_SIZE - max(1, length // 2)   # "crossing": straddles page 1
+    return memory.crossing_offset(length)   # "crossing": straddles page 1
 
 
 def scalar_cases() -> list[tuple[str, int, str, int]]:

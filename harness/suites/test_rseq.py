@@ -14,17 +14,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import REPO
 from harness.abi import rseq, sched
 from harness.abi.libc import libc
 from harness.suites.rseq_child import ERRNO_CASES
 
 CPUS = sorted(os.sched_getaffinity(0))
-REPO = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 300  # TCG guests are slow: python start-up over 9p
 
 

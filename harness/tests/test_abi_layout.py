@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,10 +27,9 @@ from typing import Any
 
 import pytest
 
+from harness import REPO
 from harness import arch as arches
 from harness.abi import cpu_opv, rseq, syscalls
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def ksrc() -> tuple[Path | None, bool]:
@@ -66,8 +66,10 @@ def _abis() -> dict[str, Abi]:
     for name in arches.names():
         a = arches.get(name)
         for abi in a.abis:
-            found[abi.name] = Abi(abi.name, f"{a.cross_compile}gcc", abi.cflags,
-                                  abi.u64_align)
+            # An ABI with a compiler of its own (i386: i686-linux-gnu-gcc)
+            # needs no multilib headers for the host's gcc.
+            found[abi.name] = Abi(abi.name, f"{abi.cross_compile or a.cross_compile}gcc",
+                                  abi.cflags, abi.u64_align)
     return found
 
 
@@ -87,8 +89,9 @@ def _size_align(t: Any, abi: Abi) -> tuple[int, int]:
 @cache
 def layout_of(t: Any, abi: Abi) -> tuple[int, int, dict[str, int]]:
     """(sizeof, alignof, {dotted member path: offset}) of a ctypes struct or
-    union laid out under `abi`; a class attribute `align` stands for a C
-    __attribute__((aligned(n))) that ctypes cannot express."""
+    union laid out under `abi`; the class attribute `_align_` stands for a
+    C __attribute__((aligned(n))) (ctypes itself applies it only from
+    Python 3.13 on)."""
     offsets: dict[str, int] = {}
     is_union = issubclass(t, ctypes.Union)
     pos, align = 0, 1
@@ -101,14 +104,15 @@ def layout_of(t: Any, abi: Abi) -> tuple[int, int, dict[str, int]]:
                 offsets[f"{name}.{sub}"] = off + suboff
         pos = max(pos, fsize) if is_union else off + fsize
         align = max(align, falign)
-    align = max(align, getattr(t, "align", 1))
+    align = max(align, getattr(t, "_align_", 1))
     return -(-pos // align) * align, align, offsets
 
 
 STRUCTS: dict[str, type[ctypes.Structure]] = {
     "cpu_op": cpu_opv.CpuOp, "rseq": rseq.Rseq, "rseq_cs": rseq.RseqCs}
 
-# Offsets from docs/cpu_opv-abi.md, the same for every ABI.
+# Offsets of the struct in docs/man/cpu_opv.2 ("the same layout for 32-bit
+# and 64-bit processes") and in the series' cpu_opv.rst (patches/0007).
 DOC_CPU_OP = {
     "op": 0, "len": 4, "u": 8,
     "u.compare_op.a": 8, "u.compare_op.b": 16,
@@ -137,7 +141,8 @@ def test_computed_layout_matches_doc(abi: str) -> None:
 
 def test_engine_agrees_with_ctypes_on_host() -> None:
     # The engine must reproduce what ctypes itself does for the host ABI
-    # (except the declared 32-byte alignment, which ctypes cannot express).
+    # (except the declared 32-byte alignment, which ctypes applies only
+    # from Python 3.13 on).
     host = ABIS[syscalls.arch_name()]
     for t in (cpu_opv.CpuOp, cpu_opv.CpuOpArgs, cpu_opv.ShiftOp):
         assert layout_of(t, host)[0] == ctypes.sizeof(t), t.__name__
@@ -154,7 +159,7 @@ def test_engine_agrees_with_ctypes_on_host() -> None:
 # ---- the C compiler's view -----------------------------------------------------
 
 DOC_HEADER = """
-/* C copy of the struct cpu_op layout in docs/cpu_opv-abi.md, used until the
+/* C copy of the struct cpu_op in docs/man/cpu_opv.2, used until the
  * patched tree has include/uapi/linux/cpu_opv.h. */
 #include <linux/types.h>
 struct cpu_op {
@@ -282,3 +287,16 @@ def test_machine_lookup() -> None:
     assert syscalls.nr("cpu_opv", "aarch64") == 463
     with pytest.raises(syscalls.UnsupportedArch, match="s390x"):
         syscalls.nr("rseq", "s390x")
+
+
+def test_rseq_area_is_aligned_where_ctypes_is_not() -> None:
+    """struct rseq's 32-byte alignment: ctypes applies `_align_` only from
+    Python 3.13 on, so what reaches the kernel is RseqArea's storage."""
+    want = 32 if sys.version_info >= (3, 13) else ctypes.alignment(ctypes.c_uint64)
+    assert ctypes.alignment(rseq.Rseq) == want
+    area = rseq.RseqArea()
+    try:
+        assert area.addr % rseq.RSEQ_ALIGN == 0
+        assert ctypes.addressof(area.area) == area.addr
+    finally:
+        area.close()

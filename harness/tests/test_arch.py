@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO, boot, qemu
 from harness import arch as arches
-from harness import boot, qemu
 from harness.errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
 # The README's ARCH row and the CI example's matrix list the architectures
 # a user can pick; each must have its data.
 README = REPO / "README.md"

@@ -1,4 +1,4 @@
-"""Boot stage with a fake virtme-ng: hangs, panics and exit codes."""
+"""Boot stage with a fake virtme-ng: hangs, panics, dead VMs and exit codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import arch, boot
-from harness.errors import BootError
+from harness.errors import BootError, GuestKernelError
 
 
 def _fake_vng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
@@ -48,8 +48,8 @@ def test_guest_panics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
               "echo 'Linux version 6.12.107'\n"
               "echo '[    1.0] Kernel panic - not syncing: No working init found.'\nexit 255\n")
     res = boot.boot(_req(tmp_path), ["true"])
-    assert res.guest_rc is None
-    with pytest.raises(BootError, match="panic at console line 2"):
+    assert (res.guest_rc, res.vm_rc) == (None, 255)
+    with pytest.raises(GuestKernelError, match="panic at console line 2"):
         boot.check_console(res, tmp_path / "console.log")
 
 
@@ -60,15 +60,52 @@ def test_warning_fails_even_when_tests_pass(tmp_path: Path,
               "echo '[ 9.0] WARNING: CPU: 1 PID: 80 at kernel/cpu_opv.c:1 x+0x0/0x1'\n"
               "echo 'cpu-opv-guest: done rc=0'\n")
     res = boot.boot(_req(tmp_path), ["true"])
-    with pytest.raises(BootError, match="never a pass"):
+    with pytest.raises(GuestKernelError, match="never a pass"):
         boot.check_console(res, tmp_path / "console.log")
 
 
-def test_never_reached_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_vng(tmp_path, monkeypatch, "echo 'Linux version 6.12.107'\nexit 255\n")
+# The three ways a VM fails, told apart by the console markers and the
+# launcher's exit status together (vng says 255 for a VM that died).
+VM_FAILURES = {
+    "never reached the script": (
+        "echo 'Linux version 6.12.107'\nexit 255\n",
+        r"never reached its script .*never ran the guest script; the VM's exit status 255"),
+    "died during the script": (
+        "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nexit 255\n",
+        r"VM died while the guest script ran .*exit status 255"),
+    "failed after the script": (
+        "echo 'cpu-opv-guest: start'\necho 'cpu-opv-guest: done rc=0'\nexit 255\n",
+        r"finished \(exit 0\) but the VM then failed \(exit status 255\)"),
+}
+
+
+@pytest.mark.parametrize("name", list(VM_FAILURES))
+def test_vm_failures_are_three_reports(name: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    script, message = VM_FAILURES[name]
+    _fake_vng(tmp_path, monkeypatch, script)
     res = boot.boot(_req(tmp_path), ["true"])
-    with pytest.raises(BootError, match="never ran the guest script"):
+    with pytest.raises(BootError, match=message):
         boot.check_console(res, tmp_path / "console.log")
+
+
+def test_script_failure_is_not_a_boot_error(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """vng passes the guest script's exit code on: that is a test verdict."""
+    _fake_vng(tmp_path, monkeypatch,
+              "echo 'cpu-opv-guest: start'\necho 'cpu-opv-guest: done rc=1'\nexit 1\n")
+    res = boot.boot(_req(tmp_path), ["true"])
+    assert (res.guest_rc, res.vm_rc) == (1, 1)
+    boot.check_console(res, tmp_path / "console.log")
+
+
+def test_hang_with_a_stall_is_the_kernels(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_vng(tmp_path, monkeypatch,
+              "echo 'cpu-opv-guest: start'\n"
+              "echo '[ 99.0] rcu: INFO: rcu_preempt self-detected stall on CPU'\nsleep 60\n")
+    with pytest.raises(GuestKernelError, match="did not finish within 1s, and the kernel"):
+        boot.boot(_req(tmp_path, timeout=1), ["true"])
 
 
 def test_vng_command_uses_tcg_without_probe(tmp_path: Path,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import arch, boot, cli, guest_root, report
+from harness.errors import Blame
 
 SOURCES = """\
 Types: deb
@@ -69,9 +70,9 @@ def test_guest_facts() -> None:
 
 def test_all_table_shows_each_arch() -> None:
     table = cli.all_table([
-        cli.Outcome("arm64", 0, 900.0, 5.0, boot.GuestFacts(6.0, 300.0, 4),
+        cli.Outcome("arm64", cli.PASSED, 900.0, 5.0, boot.GuestFacts(6.0, 300.0, 4),
                     report.Counts(500, 0, 9)),
-        cli.Outcome("arm", 2, error="build: make failed"),
+        cli.Outcome("arm", cli.Verdict(Blame.HOST, "build: make failed")),
     ])
     lines = table.splitlines()
     assert lines[1].split() == ["arm64", "0", "900s", "5s", "6s", "300s", "4", "500", "0", "9"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,14 +46,22 @@ def test_fragment_forms(tmp_path: Path) -> None:
     assert got == [("SMP", "y"), ("NR_CPUS", "n"), ("X", '"s"')]
 
 
-def test_dropped_option_names_dependency(tree: Path, tmp_path: Path) -> None:
+def _merged(tree: Path, tmp_path: Path,
+            fragment: str) -> tuple[Any, Path, list[kconfig.Request]]:
+    """The toy tree's Kconfig with `fragment` merged into an empty .config."""
     kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)   # also: `modules` parses
     frag = tmp_path / "f.config"
-    frag.write_text("CONFIG_SMP=n\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\nCONFIG_NOPE=y\n")
+    frag.write_text(fragment)
     reqs = kconfig.parse_fragment(frag)
     config = tmp_path / ".config"
     config.write_text("")
     kconfig._merge(kconf, config, reqs)
+    return kconf, config, reqs
+
+
+def test_dropped_option_names_dependency(tree: Path, tmp_path: Path) -> None:
+    kconf, config, reqs = _merged(
+        tree, tmp_path, "CONFIG_SMP=n\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\nCONFIG_NOPE=y\n")
     with pytest.raises(ConfigError) as e:
         kconfig._verify(kconf, config, reqs)
     msg = str(e.value)
@@ -78,18 +87,12 @@ def test_later_fragment_overrides(tree: Path, tmp_path: Path) -> None:
 
 
 def test_all_requested_survive(tree: Path, tmp_path: Path) -> None:
-    kconf = kconfig.load_kconfig(arch.get("x86_64"), tree)
-    frag = tmp_path / "f.config"
-    frag.write_text("CONFIG_SMP=y\nCONFIG_HOTPLUG_CPU=y\nCONFIG_NR_CPUS=4\n")
-    reqs = kconfig.parse_fragment(frag)
-    config = tmp_path / ".config"
-    config.write_text("")
-    kconfig._merge(kconf, config, reqs)
-    kconfig._verify(kconf, config, reqs)
+    kconfig._verify(*_merged(tree, tmp_path, "CONFIG_SMP=y\nCONFIG_HOTPLUG_CPU=y\n"
+                             "CONFIG_NR_CPUS=4\n"))
 
 
 def test_repo_fragments_parse() -> None:
-    for frag in kconfig.FRAGMENT_DIR.glob("*.config"):
+    for frag in arch.FRAGMENT_DIR.glob("*.config"):
         assert kconfig.parse_fragment(frag), f"{frag} is empty"
 
 
@@ -106,3 +109,24 @@ def test_failed_config_leaves_no_stamp(tree: Path, tmp_path: Path,
     with pytest.raises(ConfigError):
         kconfig.configure(arch.get("x86_64"), tree, objdir, "id", [bad])
     assert not (objdir / kconfig.STAMP).exists()
+
+
+def test_stamp_is_checked_before_kconfig_is_parsed(tree: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    objdir = tmp_path / "obj"
+    objdir.mkdir()
+    (objdir / ".config").write_text("")   # what tinyconfig would leave
+    monkeypatch.setattr(kconfig, "run", lambda *a, **k: None)
+    monkeypatch.setattr(kconfig, "_verify", lambda *a: None)
+    kconfig.configure(arch.get("x86_64"), tree, objdir, "id")
+    assert (objdir / kconfig.STAMP).read_text().split()[1:] == [
+        *kconfig.COMMON_FRAGMENTS, "x86_64.config"]   # the tree has no CPU_OPV
+
+    def no_parse(*_: object) -> None:
+        raise AssertionError("Kconfig parsed although nothing changed")
+    monkeypatch.setattr(kconfig, "load_kconfig", no_parse)
+    kconfig.configure(arch.get("x86_64"), tree, objdir, "id")
+    assert "is up to date (vm.config, debug.config" in capsys.readouterr().err
+    with pytest.raises(AssertionError, match="parsed"):
+        kconfig.configure(arch.get("x86_64"), tree, objdir, "another tree")

@@ -143,4 +143,10 @@ def test_main_errno_result(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(co, "call", call)
     monkeypatch.setattr(co, "validate_cpu", lambda _: None)
     assert poke.main(["--cpu", "0", "add u64 @a 5"]) == poke.EXIT_FAILED
-    assert "result: -1 EINVAL" in capsys.readouterr().out
+    assert "result: -1 EINVAL (Invalid argument)\n" in capsys.readouterr().out
+
+
+def test_syscall_error_says_each_thing_once() -> None:
+    e = co.CpuOpvError(22, "cpu_opv")
+    assert (e.errno, e.name, e.strerror) == (22, "EINVAL", "Invalid argument")
+    assert str(e) == "cpu_opv: EINVAL (Invalid argument)"

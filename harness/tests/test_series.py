@@ -97,7 +97,7 @@ def test_typed_waiver_covers_warnings_of_those_types() -> None:
                 "in patch 5\ncheckpatch: CHECKs are fine here")
     assert not r.failed
     assert r.line() == "p: ok: 0 errors, 3 warnings, 2 checks (5 waived)"
-    assert "waived CHECK:MACRO_ARG_REUSE" in checkpatch.report([r])
+    assert "waived CHECK:MACRO_ARG_REUSE" in checkpatch.format_results([r])
 
 
 def test_waivers_are_read_before_the_diff_only_and_need_a_reason() -> None:
@@ -234,7 +234,7 @@ def _series_check(fake_kernel: Path, tmp_path: Path, patches: list[Path],
     monkeypatch.setattr(kconfig, "configure", fake.configure)
     monkeypatch.setattr(build, "build", fake.build)
     tree = source.user_tree(fake_kernel, tmp_path / "build" / "src")
-    return series_check.check(X86, tree, patches, tmp_path / "build" / "series-check",
+    return series_check.build_prefixes(X86, tree, patches, tmp_path / "build" / "series-check",
                               tmp_path / "build" / ".kernel-build.lock")
 
 
@@ -268,7 +268,7 @@ def test_failed_prefix_stops_and_is_named(fake_kernel: Path, tmp_path: Path,
     results = _series_check(fake_kernel, tmp_path, three_patches, FakeBuild(fail_at=[2]),
                             monkeypatch)
     assert [r.ok for r in results] == [True, False]
-    text = series_check.report(results, 3)
+    text = series_check.format_prefixes(results, 3)
     assert f"[2/3] {three_patches[1].name}: FAILED" in text
     assert "kernel/rseq.c:4:1: error: expected ';'" in text
     assert "stopped at prefix 2; 1 later prefixes not built" in text
@@ -485,13 +485,13 @@ def test_check_runs_make_under_the_lock(fake_kernel: Path, tmp_path: Path,
         result: subprocess.CompletedProcess[str] = real_run(argv, **kw)
         return result
     monkeypatch.setattr(sparse, "run", run)
-    result = sparse.check(X86, tree, tmp_path / "obj", tmp_path / "lock", tmp_path / "log")
+    result = sparse.check_objects(X86, tree, tmp_path / "obj", tmp_path / "lock", tmp_path / "log")
     assert held == [True]
     assert calls[0][-4:] == ["C=2", "W=1", "kernel/cpu_opv.o", "kernel/rseq.o"]
     assert result.diagnostics == [ours, f"{top}/kernel/rseq.c:4:1: warning: new in rseq"]
     assert result.preexisting == [old]
     assert result.notes == ["kernel/rseq.o: not built in this configuration: not checked"]
-    text = sparse.report(result)
+    text = sparse.format_result(result)
     assert "2 diagnostics on the series' lines" in text
     assert "1 diagnostics on lines the series does not change" in text
 
@@ -501,4 +501,4 @@ def test_make_failure_elsewhere_is_a_build_error(fake_kernel: Path, tmp_path: Pa
     tree = _sparse_tree_git(fake_kernel)
     monkeypatch.setattr(sparse, "run", _fake_make("", "make: *** no rule\n", 2, []))
     with pytest.raises(BuildError, match="no rule"):
-        sparse.check(X86, tree, tmp_path / "obj", tmp_path / "lock", tmp_path / "log")
+        sparse.check_objects(X86, tree, tmp_path / "obj", tmp_path / "lock", tmp_path / "log")

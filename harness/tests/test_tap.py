@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def test_broken_streams_never_pass(text: str, why: str) -> None:
     r = tap.parse(text, "prog")
     assert r.status is Status.ERROR
     assert why in r.reason
-    assert report.count(r).failed >= 1
+    c = report.count(r)
+    assert c.failed + c.errors >= 1
 
 
 def test_whole_program_skip() -> None:
@@ -98,3 +100,55 @@ def test_recorded_streams_parse(path: Path) -> None:
     r = tap.parse(path.read_text(), path.stem)
     expected = path.stem.rsplit("-", 1)[-1]
     assert r.status.value == expected, r.reason
+
+
+def test_empty_plan_is_never_a_pass() -> None:
+    """`1..0` ran nothing: without a SKIP reason that is an error."""
+    r = tap.parse("TAP version 13\n1..0\n", "prog")
+    assert r.status is Status.ERROR and "nothing ran" in r.reason
+    assert report.count(r) == report.Counts(errors=1)
+    skipped = tap.parse("TAP version 13\n1..0 # SKIP no cpu_opv\n", "prog")
+    assert report.count(skipped) == report.Counts(skipped=1)
+
+
+def test_printk_caller_ids_are_stripped() -> None:
+    console = "".join(f"[    1.{i:06d}][    T1] {line}\n" for i, line in enumerate(
+        ["Run /init", "KTAP version 1", "1..1", "    # Subtest: s", "    1..2",
+         "    ok 1 a", "    ok 2 b", "ok 1 s"]))
+    r = tap.read_kunit(console)
+    assert (r.status, report.count(r)) == (Status.PASS, report.Counts(passed=2))
+
+
+@pytest.mark.parametrize("indent", ["\t", "  ", "    "], ids=["tab", "2 spaces", "4 spaces"])
+def test_nesting_by_any_indent(indent: str) -> None:
+    text = "".join(f"{line}\n" for line in [
+        "TAP version 14", "1..2",
+        f"{indent}# Subtest: one", f"{indent}1..2", f"{indent}ok 1 a",
+        f"{indent}{indent}# Subtest: params", f"{indent}{indent}ok 1 p=1",
+        f"{indent}{indent}not ok 2 p=2", f"{indent}not ok 2 params",
+        "not ok 1 one",
+        f"{indent}# Subtest: two", f"{indent}1..1", f"{indent}ok 1 c # SKIP no",
+        "ok 2 two # SKIP"])
+    r = tap.parse(text, "kunit")
+    assert [c.name for c in r.children] == ["one", "two"]
+    assert report.count(r) == report.Counts(passed=2, failed=1, skipped=1)
+
+
+def test_missing_tests_are_counted_as_failed() -> None:
+    r = tap.parse("KTAP version 1\n1..3\nok 1 a\n", "prog")
+    assert r.status is Status.ERROR
+    assert report.count(r) == report.Counts(passed=1, failed=2)
+
+
+def test_junit_counts_what_it_writes(tmp_path: Path) -> None:
+    broken = tap.parse("TAP version 13\nok 1 a\nok 2 b\n", "prog")   # no plan
+    path = tmp_path / "junit.xml"
+    report.write_junit([broken], path, 1, "a test", "1 failed")
+    root = ET.parse(path).getroot()
+    for suite in root.iter("testsuite"):
+        cases = suite.findall("testcase")
+        assert suite.get("tests") == str(len(cases))
+        assert suite.get("failures") == str(sum(c.find("failure") is not None for c in cases))
+        assert suite.get("errors") == str(sum(c.find("error") is not None for c in cases))
+    prog = root.find("testsuite[@name='prog']")
+    assert prog is not None and prog.get("tests") == "3"   # a, b and "(stream)"
