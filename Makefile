@@ -82,9 +82,7 @@ lint: $(VENV)/.ready
 	@$(VENV)/bin/ruff check $(PY_SOURCES)
 	@echo "check: shellcheck"
 	@shellcheck $(SH_SOURCES)
-	@# SC2001 (sed for a substitution) in run_param_test.sh is a style note
-	@# left to the series, whose patch 0008 carries the file verbatim.
-	@shellcheck -e SC2001 selftests/cpu-opv/*.sh
+	@shellcheck selftests/cpu-opv/*.sh
 
 typecheck: $(VENV)/.ready
 	@echo "check: mypy --strict"

@@ -95,7 +95,7 @@ for row in "${rows[@]}"; do
 	0)	echo "ok $n $name"; pass=$((pass + 1)) ;;
 	4)	echo "ok $n $name # SKIP $(sed -n 's/^1\.\.0 # SKIP //p' <<< "$out")" ;;
 	*)	echo "not ok $n $name # exit $rc$([ $rc = 124 ] && echo ', timed out')"
-		sed 's/^/# /' <<< "$out"
+		while IFS= read -r line; do echo "# $line"; done <<< "$out"
 		fail=$((fail + 1)) ;;
 	esac
 done
