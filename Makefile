@@ -108,4 +108,4 @@ test: $(VENV)/.ready
 	@$(MAKE) --no-print-directory boot-test DEBUG=1
 
 clean:
-	rm -rf build/$(ARCH)
+	rm -rf build/$(ARCH) build/$(ARCH)-debug build/$(ARCH)-bench
