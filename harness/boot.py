@@ -17,9 +17,11 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from harness import REPO, console, qemu
 from harness.arch import ArchConfig
@@ -141,14 +143,22 @@ def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
          f"console -> {req.console_log}")
     echo(f"  $ {quote(argv)}")
     start = time.monotonic()
-    with req.console_log.open("w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+    with req.console_log.open("wb") as log:
+        # A pipe, copied to the log by a thread, not the log file itself:
+        # virtme-ng has QEMU open /proc/self/fd/2 for the guest's stderr and
+        # the kernel log, and each open of a regular file there starts at
+        # offset 0 and truncates it, which overwrote the console's start.
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        copier = threading.Thread(target=_copy, args=(proc, log), daemon=True)
+        copier.start()
         try:
             proc.wait(timeout=req.timeout_s)
         except subprocess.TimeoutExpired as e:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            copier.join(timeout=10)
+            log.flush()
             text = req.console_log.read_text(errors="replace")
             _raise_incidents(text, req.console_log,
                              f"the guest did not finish within {req.timeout_s}s, and ")
@@ -157,9 +167,19 @@ def boot(req: BootRequest, guest_argv: list[str]) -> BootResult:
                 f"({_progress(text)})",
                 f"see {req.console_log}; raise BOOT_TIMEOUT if the tests are just slow"
             ) from e
+        # QEMU's children may hold the pipe open a little longer.
+        copier.join(timeout=10)
     elapsed = time.monotonic() - start
     text = req.console_log.read_text(errors="replace")
     return BootResult(_guest_rc(text), text, elapsed, proc.returncode)
+
+
+def _copy(proc: subprocess.Popen[bytes], log: BinaryIO) -> None:
+    """Copy the launcher's output to the console log as it comes."""
+    assert proc.stdout is not None
+    while chunk := os.read(proc.stdout.fileno(), 65536):
+        log.write(chunk)
+        log.flush()
 
 
 def _progress(text: str) -> str:

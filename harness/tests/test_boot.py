@@ -36,6 +36,21 @@ def test_guest_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Linux version" in (tmp_path / "console.log").read_text()
 
 
+def test_reopened_stderr_keeps_the_console(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """virtme-ng has QEMU open /proc/self/fd/2 as a file (guest stderr, the
+    kernel log): that open must not truncate what the console already
+    holds (it did when the launcher wrote to the log file directly)."""
+    _fake_vng(tmp_path, monkeypatch,
+              "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\n"
+              "echo 'Aborted' > /proc/self/fd/2\n"
+              "echo 'cpu-opv-guest: done rc=0'\n")
+    res = boot.boot(_req(tmp_path), ["true"])
+    boot.check_console(res, tmp_path / "console.log")
+    text = (tmp_path / "console.log").read_text()
+    assert text.index("cpu-opv-guest: start") < text.index("Aborted") < text.index("rc=0")
+
+
 def test_guest_hangs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_vng(tmp_path, monkeypatch,
               "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nsleep 60\n")

@@ -705,7 +705,8 @@ static void test_efault_operands(void)
 			CMP(CPU_COMPARE_EQ_OP, NULL, &x, sizeof(x)),
 			CMP(CPU_COMPARE_EQ_OP, &x, KERNEL_ADDR, sizeof(x)),
 			MEMCPY(CPU_MEMCPY_OP, &x, NONE, sizeof(x)),
-			MEMCPY(CPU_MEMCPY_OP, &x, NONE - 4, sizeof(x)),	/* half mapped */
+			/* Half of it mapped, whatever sizeof(x) is (4 on 32-bit). */
+			MEMCPY(CPU_MEMCPY_OP, &x, NONE - sizeof(x) / 2, sizeof(x)),
 			MEMCPY(CPU_MEMCPY_OP, RO, &x, sizeof(x)),
 			MEMCPY(CPU_MEMCPY_OP, NONE, &x, sizeof(x)),
 			MEMCPY(CPU_MEMCPY_RELEASE_OP, rofile, &x, sizeof(x)),
