@@ -47,6 +47,7 @@ class BootRequest:
     kvm: bool = False
     root: Path | None = None   # the guest root (launcher "qemu")
     repo: Path = REPO
+    append: tuple[str, ...] = ()   # more kernel parameters (BOOT_APPEND)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def vng_command(req: BootRequest, command: str | None) -> list[str]:
         argv.append("--verbose")
     if not req.kvm:
         argv.append("--disable-kvm")
+    if req.append:
+        argv += ["--append", " ".join(req.append)]
     if command is not None:
         argv += ["--exec", command]
     return argv
@@ -94,7 +97,8 @@ def command(req: BootRequest, guest_argv: list[str] | None) -> list[str]:
     if req.root is None:
         raise BootError(STAGE, f"ARCH={req.arch.name} needs a guest root")
     return qemu.command(req.arch, req.image, req.root, req.repo, cpus=req.cpus,
-                        memory=req.memory, kvm=req.kvm, guest_argv=guest_argv)
+                        memory=req.memory, kvm=req.kvm, guest_argv=guest_argv,
+                        append=req.append)
 
 
 def probe_kvm(arch: ArchConfig, image: Path, cache: Path) -> bool:

@@ -136,6 +136,8 @@ class Context:
     extra_config: list[Path]
     boot_timeout: int
     profile: str = "quick"
+    # Words added to the guest kernel's command line (BOOT_APPEND).
+    append: tuple[str, ...] = ()
     configured: source.Tree | None = None
     outcome: Outcome | None = None
 
@@ -220,7 +222,8 @@ def _boot_request(ctx: Context, image: Path, root: Path | None) -> boot.BootRequ
     p.results.mkdir(parents=True, exist_ok=True)
     kvm = boot.probe_kvm(p.arch, image, ctx.paths.build / "kvm-probe.json")
     return boot.BootRequest(p.arch, image, p.arch_dir / "console.log", p.results,
-                            timeout_s=ctx.boot_timeout, kvm=kvm, root=root)
+                            timeout_s=ctx.boot_timeout, kvm=kvm, root=root,
+                            append=ctx.append)
 
 
 def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResult]:
@@ -511,11 +514,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "full: also the long upstream rseq stress tests (make soak)")
     p.add_argument("--boot-timeout", type=int,
                    default=int(os.environ.get("BOOT_TIMEOUT") or 1800))
+    p.add_argument("--append", default=os.environ.get("BOOT_APPEND") or "",
+                   help="words to add to the guest kernel's command line, "
+                   "e.g. BOOT_APPEND=isolcpus=3")
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "
                    "build/<arch>-debug (DEBUG=1)")
     return p.parse_args(argv)
+
+
+def kernel_append(words: str) -> tuple[str, ...]:
+    """BOOT_APPEND as kernel parameters: name or name=value words.  The
+    kernel splits its command line at spaces and takes `--` as the end of its
+    own parameters, so anything else would reach the guest's init garbled."""
+    params = tuple(words.split())
+    bad = [w for w in params if w.startswith("-") or any(c in w for c in "\"'\\")]
+    if bad:
+        raise UserError("boot", f"BOOT_APPEND: not a kernel parameter: {' '.join(bad)}",
+                        "give name or name=value words, e.g. BOOT_APPEND='isolcpus=3 nohz=off'")
+    return params
 
 
 def _run_stage(stage: Callable[[Context], object], ctx: Context) -> Verdict:
@@ -536,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(Paths(Path(args.build_dir).resolve(), arch),
                       Path(args.kernel_src) if args.kernel_src else None,
                       Path(args.patches).resolve(), extra, args.boot_timeout,
-                      args.profile)
+                      args.profile, kernel_append(args.append))
         if args.debug:
             ctx = debug_context(ctx)
         verdict = _run_stage(STAGES[args.stage], ctx)

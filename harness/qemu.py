@@ -38,7 +38,8 @@ def _share(arch: ArchConfig, tag: str, path: Path, readonly: bool) -> list[str]:
 
 
 def command(arch: ArchConfig, image: Path, root: Path, repo: Path, *, cpus: int,
-            memory: str, kvm: bool, guest_argv: list[str] | None) -> list[str]:
+            memory: str, kvm: bool, guest_argv: list[str] | None,
+            append: tuple[str, ...] = ()) -> list[str]:
     """QEMU's argv; guest_argv None boots into an interactive shell."""
     cmdline = [
         f"console={arch.console}",
@@ -50,6 +51,7 @@ def command(arch: ArchConfig, image: Path, root: Path, repo: Path, *, cpus: int,
         # Not a kernel parameter, so the kernel hands it to init as an
         # environment variable.
         f"cpu_opv_repo={repo}",
+        *append,
     ]
     if guest_argv is None:
         cmdline.append("cpu_opv_shell=1")

@@ -112,14 +112,16 @@ def test_qemu_command_comes_from_the_data(tmp_path: Path,
     monkeypatch.setattr("harness.qemu.shutil.which", lambda name: f"/usr/bin/{name}")
     a = arches.get("powerpc")
     argv = qemu.command(a, tmp_path / "vmlinux", tmp_path / "root", tmp_path / "repo",
-                        cpus=4, memory="2G", kvm=False, guest_argv=["/x/run", "a", "b"])
+                        cpus=4, memory="2G", kvm=False, guest_argv=["/x/run", "a", "b"],
+                        append=("isolcpus=3",))
     assert argv[0] == "/usr/bin/qemu-system-ppc64"
     assert argv[1:7] == ["-accel", "tcg", "-M", "pseries,x-vof=on", "-cpu", "power9"]
     assert "virtio-9p-pci,fsdev=cpu_opv_root,mount_tag=cpu_opv_root" in argv
     append = argv[argv.index("-append") + 1]
     assert append.startswith("console=hvc0 ")
     assert f"cpu_opv_repo={tmp_path / 'repo'}" in append
-    assert append.endswith("-- /x/run a b")
+    # BOOT_APPEND's words are the kernel's: before the `--` that ends them.
+    assert append.endswith("isolcpus=3 -- /x/run a b")
 
 
 def test_vng_refuses_a_foreign_arch(tmp_path: Path) -> None:

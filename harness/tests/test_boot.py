@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -129,3 +130,11 @@ def test_vng_command_uses_tcg_without_probe(tmp_path: Path,
     argv = boot.vng_command(_req(tmp_path), "echo hi")
     assert "--disable-kvm" in argv and argv[argv.index("--cpus") + 1] == "4"
     assert argv[-2:] == ["--exec", "echo hi"]
+
+
+def test_vng_command_appends_kernel_parameters(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_vng(tmp_path, monkeypatch, "exit 0\n")
+    req = dataclasses.replace(_req(tmp_path), append=("isolcpus=3", "nohz=off"))
+    argv = boot.vng_command(req, "echo hi")
+    assert argv[argv.index("--append") + 1] == "isolcpus=3 nohz=off"

@@ -135,6 +135,15 @@ def test_unknown_arch_is_your_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert "blame: your input: " in err.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("words", ["-- x", "console='a b'", "a\\b"])
+def test_bad_boot_append_is_your_input(words: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["boot-test", "--append", words]) == EXIT_INFRA
+    err = capsys.readouterr().err
+    assert "BOOT_APPEND: not a kernel parameter" in err
+    assert "blame: your input: " in err.strip().splitlines()[-1]
+
+
 def test_bad_stage_is_usage_error() -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["frobnicate"])
