@@ -67,6 +67,8 @@ args_for() {
 	quick:cpu-opv*:run_param_test.sh) echo "-q" ;;
 	quick:cpu-opv*:hotplug_cpu_opv_test) echo "-c 40 -t 45" ;;
 	full:cpu-opv*:hotplug_cpu_opv_test) echo "-c 1000 -t 1500" ;;
+	quick:cpu-opv*:mm_race_cpu_opv_test) echo "-t 8" ;;
+	full:cpu-opv*:mm_race_cpu_opv_test) echo "-t 60" ;;
 	esac
 }
 
