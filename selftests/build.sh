@@ -106,20 +106,30 @@ kmake rseq -f Makefile -f "$here/rseq-static.mk" USERCFLAGS=-static \
 # syscall table), as the suite cpu-opv-ABI.
 compat=()
 if [ "${#suites[@]}" -ge 2 ]; then
-	while read -r name cc; do
+	while IFS='|' read -r name cc hdrarch abicflags; do
 		[ -n "$cc" ] || continue
 		command -v "${cc}gcc" >/dev/null || {
 			echo "$0: ${cc}gcc not found (for the $name selftests)" >&2
 			exit 1
 		}
+		# An ABI of another kernel architecture (arm64's 32-bit arm) needs
+		# that architecture's uapi headers: <asm/unistd.h> differs.
+		abihdr=$khdr
+		if [ -n "$hdrarch" ]; then
+			run make -s -C "$ksrc" O="$scratch/obj-$arch-$name" ARCH="$hdrarch" \
+				INSTALL_HDR_PATH="$scratch/usr-$arch-$name" headers_install
+			abihdr="-isystem $scratch/usr-$arch-$name/include"
+		fi
 		mkdir -p "$scratch/$arch-cpu-opv-$name"
 		run make -s -j"$jobs" -C "$sel/cpu-opv" CROSS_COMPILE="$cc" \
-			OUTPUT="$scratch/$arch-cpu-opv-$name" KHDR_INCLUDES="$khdr" \
-			USERLDFLAGS=-static INSTALL_PATH="$out/cpu-opv-$name" install
+			OUTPUT="$scratch/$arch-cpu-opv-$name" KHDR_INCLUDES="$abihdr" \
+			USERCFLAGS="$abicflags" USERLDFLAGS=-static \
+			INSTALL_PATH="$out/cpu-opv-$name" install
 		compat+=("$name")
 	done < <(python3 -c 'import sys, tomllib
 for a in tomllib.load(open(sys.argv[1], "rb")).get("abi", []):
-	print(a["name"], a.get("selftest_cross_compile", ""))' "$data")
+	print("|".join(a.get(k, "") for k in ("name", "selftest_cross_compile",
+					       "headers_arch", "selftest_cflags")))' "$data")
 fi
 
 {

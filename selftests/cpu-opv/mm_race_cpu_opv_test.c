@@ -233,14 +233,10 @@ static int hog_child(void)
 	long rounds = 0;
 
 	while (now_s() - t0 < seconds) {
-		struct sysinfo si;
-		size_t size;
+		/* All but 64 MiB of what is free: pressure, not the OOM killer. */
+		size_t size = (size_t)sysconf(_SC_AVPHYS_PAGES) * page;
 		char *mem;
 
-		if (sysinfo(&si))
-			return 1;
-		/* All but 64 MiB of what is free: pressure, not the OOM killer. */
-		size = (size_t)si.freeram * si.mem_unit;
 		size = size > (96UL << 20) ? size - (64UL << 20) : (32UL << 20);
 		mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
