@@ -247,6 +247,11 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResu
     for f in sorted(sdir.glob("*/*.tap")) if sdir.is_dir() else []:
         suites.append(tap.parse(f.read_text(errors="replace"),
                                 f"selftest:{f.parent.name}/{f.stem}"))
+    # python -m harness.fuzz writes results/fuzz/<name>.tap: a model
+    # mismatch is a failed test.
+    fdir = results / "fuzz"
+    for f in sorted(fdir.glob("*.tap")) if fdir.is_dir() else []:
+        suites.append(tap.parse(f.read_text(errors="replace"), f"fuzz:{f.stem}"))
     return suites
 
 
