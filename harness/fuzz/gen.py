@@ -59,6 +59,7 @@ class Generator:
         self.disallowed = sorted(cpus.possible - cpus.allowed)
         self.nr_cpus = max(cpus.possible) + 1
         self.hot: list[int] = []
+        self._fitting: dict[tuple[int, bool], list[tuple[int, int]]] = {}
 
     def getstate(self) -> tuple[object, list[int]]:
         return self.rng.getstate(), list(self.hot)
@@ -77,7 +78,10 @@ class Generator:
             addr = rng.choice(self.hot)
             if self._fits(addr, length, write):
                 return addr
-        runs = [r for r in (self.writes if write else self.reads) if r[1] - r[0] >= length]
+        runs = self._fitting.get((length, write))
+        if runs is None:
+            runs = [r for r in (self.writes if write else self.reads) if r[1] - r[0] >= length]
+            self._fitting[(length, write)] = runs
         lo, hi = rng.choice(runs)
         last = hi - length
         style = rng.random()

@@ -47,11 +47,14 @@ class Kind(enum.Enum):
 
     @property
     def readable(self) -> bool:
-        return self in (Kind.RW, Kind.RO, Kind.WREF)
+        return self in READABLE
 
     @property
     def writable(self) -> bool:
         return self is Kind.RW
+
+
+READABLE = frozenset({Kind.RW, Kind.RO, Kind.WREF})
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,18 @@ class Layout:
     vector: int
     notes: tuple[str, ...] = ()
     _starts: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    # Page number -> its kind, and -> its area: the model asks per page.
+    pages: dict[int, Kind] = field(default_factory=dict, compare=False, repr=False)
+    owners: dict[int, Area] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         areas = tuple(sorted(self.areas, key=lambda a: a.addr))
         object.__setattr__(self, "areas", areas)
         object.__setattr__(self, "_starts", tuple(a.addr for a in areas))
+        for a in areas:
+            for i, k in enumerate(a.kinds):
+                self.pages[a.addr // PAGE + i] = k
+                self.owners[a.addr // PAGE + i] = a
 
     @property
     def windows(self) -> tuple[Area, ...]:
@@ -120,8 +130,7 @@ class Layout:
         """The kind of the page at addr; None where the fuzzer knows nothing."""
         if addr >= ADDR_END:
             return Kind.REFUSED
-        a = self.area_at(addr)
-        return None if a is None else a.kind_at(addr)
+        return self.pages.get(addr // PAGE)
 
     def area(self, name: str) -> Area | None:
         return next((a for a in self.areas if a.name == name), None)

@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass
 
 from harness.abi import cpu_opv as co
-from harness.fuzz.layout import PAGE, Kind, Layout
+from harness.fuzz.layout import ADDR_END, PAGE, READABLE, Kind, Layout
 from harness.fuzz.vector import OP_SIZE, Call, Op, operands
 
 EINVAL, EFAULT, EAGAIN = errno.EINVAL, errno.EFAULT, errno.EAGAIN
@@ -79,8 +79,8 @@ class Shadow:
         self.undo: list[tuple[bytearray, int, bytes]] = []
 
     def locate(self, addr: int, length: int) -> tuple[bytearray, int]:
-        a = self.layout.area_at(addr)
-        if a is None or not a.shadowed or addr + length > a.end:
+        a = self.layout.owners.get(addr // PAGE)
+        if a is None or not a.shadowed or addr + length > a.addr + a.size:
             raise ValueError(f"{addr:#x}+{length} is not inside one window")
         return self.bufs[a.name], addr - a.addr
 
@@ -126,15 +126,17 @@ def operand_errnos(layout: Layout, addr: int, length: int, write: bool,
     if last - first + 1 > co.CPU_OP_MAX_PAGES:
         return {EINVAL}
     out: set[int] = set()
+    pages = layout.pages
     for page in range(first, last + 1):
-        kind = layout.kind_at(page * PAGE)
+        kind = pages.get(page) if page * PAGE < ADDR_END else Kind.REFUSED
         if kind is None:
             raise ValueError(f"operand {addr:#x}+{length}: page {page * PAGE:#x} "
                              "is outside every area the fuzzer knows")
-        refused = kind is Kind.REFUSED or (write and kind is Kind.WREF)
-        if refused:
+        if kind is Kind.RW:
+            continue
+        if kind is Kind.REFUSED or (write and kind is Kind.WREF):
             out |= {EFAULT, EAGAIN} if expect_fault else {EFAULT}
-        elif not kind.readable or (write and not kind.writable):
+        elif write or kind not in READABLE:
             out.add(EAGAIN if expect_fault else EFAULT)
     return out
 
