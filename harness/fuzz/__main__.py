@@ -58,8 +58,9 @@ def _hotplug_tap(n: int, r: dict[str, Any] | None, why: str) -> list[str]:
         return [f"ok {n} - CPU hotplug during the run # SKIP {why}"]
     if "error" in r:
         return [f"not ok {n} - CPU hotplug failed"] + [f"# {x}" for x in r["error"].splitlines()]
+    offline = ", ".join(f"CPU {c} {p}%" for c, p in r["offline"].items())
     return [f"ok {n} - CPU hotplug during the run: {r['cycles']} offline/online cycles of "
-            f"CPUs {r['cpus']}, {r['failures']} refused"]
+            f"CPUs {r['cpus']}, {r['failures']} refused; offline for {offline} of the time"]
 
 
 def tap(results: list[dict[str, Any]], hp: dict[str, Any] | None, why: str) -> list[str]:

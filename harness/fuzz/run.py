@@ -93,6 +93,7 @@ class Fuzzer:
     batch: int = BATCH
     stats: Stats = field(default_factory=Stats)
     index: int = 0
+    progress: float = 0.0     # seconds between progress lines; 0: none
 
     def step(self) -> tuple[Call, Prediction, int, int]:
         call = self.gen.next()
@@ -106,11 +107,16 @@ class Fuzzer:
         """Run up to `calls` calls in all (or until `deadline`, at a batch
         boundary); return the first mismatch, if any."""
         start = time.monotonic()
+        said = start
         try:
             while self.index < calls and (deadline is None or time.monotonic() < deadline):
                 bad = self._batch(min(calls, self.index + self.batch))
                 if bad is not None:
                     return bad
+                if self.progress and time.monotonic() - said > self.progress:
+                    said = time.monotonic()
+                    print(f"cpu-opv-fuzz: seed {self.seed}: {self.index} calls, "
+                          f"{self.index / (said - start):.0f}/s", flush=True)
             return None
         finally:
             self.stats.seconds += time.monotonic() - start

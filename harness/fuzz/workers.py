@@ -20,6 +20,7 @@ import random
 import select
 import subprocess
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def worker(seed: int, calls: int, deadline: float | None, ramfs: str | None,
         shadow = Shadow(built.layout, built.contents)
         guest = Guest(built)
         fz = Fuzzer(seed, Generator(seed, built.layout, cpus), shadow, cpus, guest,
-                    batch=batch)
+                    batch=batch, progress=60.0)
         bad = fz.run(calls, deadline)
         if bad is None:
             hidden = guest.hidden(shadow)
@@ -116,19 +117,32 @@ def collect(pid: int, fd: int) -> dict[str, Any]:
 
 def hotplug_loop(stop_fd: int, seed: int) -> dict[str, Any]:
     """Offline and online CPUs at random until stop_fd becomes readable;
-    at least two CPUs stay online.  Every CPU is online again at the end."""
+    at least two CPUs stay online.  Every CPU is online again at the end.
+    Says how many cycles ran and for how much of the time each CPU was
+    offline (the calls aimed at it then ran on their caller's CPU)."""
     rng = random.Random(f"cpu_opv-fuzz-hotplug:{seed}")
     cpus = [c for c in sched.possible_cpus() if hotplug.can_offline(c)]
     cycles = failures = 0
+    offline_s = dict.fromkeys(cpus, 0.0)
+    since: dict[int, float] = {}
+    start = time.monotonic()
+
+    def toggle(cpu: int, online: bool) -> None:
+        hotplug.set_online(cpu, online)
+        if online:
+            offline_s[cpu] += time.monotonic() - since.pop(cpu, time.monotonic())
+        else:
+            since[cpu] = time.monotonic()
+
     try:
         while not select.select([stop_fd], [], [], rng.uniform(0.05, 0.4))[0]:
             cpu = rng.choice(cpus)
             try:
                 if hotplug.is_online(cpu):
                     if len(sched.online_cpus()) > 2:
-                        hotplug.set_online(cpu, False)
+                        toggle(cpu, False)
                 else:
-                    hotplug.set_online(cpu, True)
+                    toggle(cpu, True)
                     cycles += 1
             except OSError:
                 failures += 1
@@ -136,9 +150,11 @@ def hotplug_loop(stop_fd: int, seed: int) -> dict[str, Any]:
         for cpu in cpus:
             with contextlib.suppress(OSError):
                 if not hotplug.is_online(cpu):
-                    hotplug.set_online(cpu, True)
+                    toggle(cpu, True)
                     cycles += 1
-    return {"cycles": cycles, "failures": failures, "cpus": cpus}
+    total = max(time.monotonic() - start, 1e-9)
+    return {"cycles": cycles, "failures": failures, "cpus": cpus,
+            "offline": {str(c): round(100 * t / total) for c, t in offline_s.items()}}
 
 
 def can_hotplug() -> bool:

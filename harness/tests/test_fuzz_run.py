@@ -113,3 +113,11 @@ def test_mismatch_fails_the_boot_test(tmp_path: Path) -> None:
     assert len(fuzz) == 1
     statuses = [leaf.status for leaf in fuzz[0].leaves()]
     assert statuses == [tap.Status.PASS, tap.Status.FAIL, tap.Status.SKIP]
+
+
+def test_hotplug_line_is_tap() -> None:
+    hp = {"cycles": 3, "failures": 0, "cpus": [1, 2, 3], "offline": {"1": 20, "2": 0}}
+    text = "\n".join(fuzz_main.tap([], hp, "")) + "\n"
+    leaves = tap.parse(text, "fuzz").leaves()
+    assert [leaf.status for leaf in leaves] == [tap.Status.PASS]
+    assert "3 offline/online cycles" in leaves[0].name
