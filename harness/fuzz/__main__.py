@@ -46,7 +46,7 @@ def _worker_tap(n: int, r: dict[str, Any]) -> list[str]:
         return [f"not ok {n} - worker failed"] + [f"# {x}" for x in r["error"].splitlines()]
     head = f"seed {r['seed']}: {r['calls']} calls"
     diag = [f"# {r['summary']}", f"# layout: {r['layout']}",
-            f"# affinity leaves out CPU {r['forbidden']}",
+            f"# affinity leaves out CPU {r['forbidden']}; {r['churn']}",
             "# intents: " + ", ".join(f"{k} {v}" for k, v in sorted(r["intents"].items()))]
     if r["mismatch"]:
         return [f"not ok {n} - {head}: MISMATCH", *diag, *(f"# {x}" for x in r["mismatch"])]

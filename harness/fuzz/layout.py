@@ -68,6 +68,7 @@ class Area:
     shadowed: bool = True
     # Python may read (and write) these pages: compared once per batch.
     page: int = PAGE
+    private: bool = False     # a fork()ed child gets a copy-on-write copy
 
     @property
     def size(self) -> int:
@@ -149,12 +150,13 @@ R, RO, N, H, W = Kind.RW, Kind.RO, Kind.NONE, Kind.HOLE, Kind.WREF
 # are only ever placed inside them.
 WINDOWS: tuple[Area, ...] = (
     Area("anon", "anonymous private",
-         (N, R, R, RO, R, N, R, R, R, RO, RO, R, H, R, R, N, R, R, N)),
+         (N, R, R, RO, R, N, R, R, R, RO, RO, R, H, R, R, N, R, R, N), private=True),
     Area("memfd", "memfd shared (shmem)", (N, R, R, N)),
     Area("ramfs-shared", "ramfs file shared: writes refused", (N, W, W, N)),
-    Area("ramfs-private", "ramfs file private: page cache until written", (N, R, R, N)),
+    Area("ramfs-private", "ramfs file private: page cache until written", (N, R, R, N),
+         private=True),
     Area("hugetlb", "hugetlb shared, across two huge pages", (R, R, R, R)),
-    Area("thp", "transparent huge pages, across two", (R, R, R, R)),
+    Area("thp", "transparent huge pages, across two", (R, R, R, R), private=True),
 )
 
 _NULL = Area("null", "unmapped NULL page", (N,), 0, shadowed=False)
@@ -214,6 +216,7 @@ PROT_NONE, PROT_READ, PROT_RW = 0, 1, 3
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_NORESERVE, MAP_HUGETLB = 0x4000, 0x40000
 MADV_HUGEPAGE = 14
+MADV_COLLAPSE = 25
 
 
 def _fn(name: str, restype: type, *argtypes: type) -> Any:

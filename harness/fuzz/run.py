@@ -15,6 +15,7 @@ import ctypes
 import errno
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -94,6 +95,8 @@ class Fuzzer:
     stats: Stats = field(default_factory=Stats)
     index: int = 0
     progress: float = 0.0     # seconds between progress lines; 0: none
+    # Called after each batch that matched the model; may report a mismatch.
+    between: Callable[[Fuzzer], Mismatch | None] | None = None
 
     def step(self) -> tuple[Call, Prediction, int, int]:
         call = self.gen.next()
@@ -111,6 +114,8 @@ class Fuzzer:
         try:
             while self.index < calls and (deadline is None or time.monotonic() < deadline):
                 bad = self._batch(min(calls, self.index + self.batch))
+                if bad is None and self.between is not None:
+                    bad = self.between(self)
                 if bad is not None:
                     return bad
                 if self.progress and time.monotonic() - said > self.progress:

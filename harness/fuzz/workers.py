@@ -28,11 +28,13 @@ from typing import Any
 
 from harness.abi import hotplug, sched
 from harness.fuzz import layout as lay
+from harness.fuzz.churn import CowChild, Splitter
 from harness.fuzz.gen import Generator
 from harness.fuzz.model import Cpus, Shadow
 from harness.fuzz.run import Fuzzer, Guest, Mismatch
 
 HUGE_PAGES_PER_WORKER = 2
+COW_EVERY = 2000       # calls between two copy-on-write children
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 
@@ -57,18 +59,54 @@ def cpus_for(seed: int, possible: list[int]) -> Cpus:
     return Cpus(frozenset(cpus), frozenset(allowed))
 
 
+class Forks:
+    """Every COW_EVERY calls: check the copy-on-write child forked last
+    time, and fork a new one (by call count, so a replay forks at the same
+    calls)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.child: CowChild | None = None
+        self.checked = 0
+
+    def __call__(self, fz: Fuzzer) -> Mismatch | None:
+        if self.child is not None and fz.index - self.child.since < self.every:
+            return None
+        bad = self.finish(fz)
+        self.child = CowChild(fz.shadow.layout, fz.shadow, fz.index)
+        return bad
+
+    def finish(self, fz: Fuzzer) -> Mismatch | None:
+        if self.child is None:
+            return None
+        child, self.child = self.child, None
+        diffs = child.check()
+        self.checked += 1
+        if not diffs:
+            return None
+        return Mismatch(fz.seed, fz.index - 1, None, "a fork()ed child's private memory as "
+                        "it was at the fork", "changed: " + "; ".join(diffs[:4]), [],
+                        f"a cpu_opv write of calls {child.since}..{fz.index - 1} reached "
+                        "memory shared copy-on-write with a child")
+
+
 def worker(seed: int, calls: int, deadline: float | None, ramfs: str | None,
            batch: int) -> dict[str, Any]:
     """Fuzz one stream in this process; return what happened, as JSON data."""
     cpus = cpus_for(seed, sched.possible_cpus())
     os.sched_setaffinity(0, cpus.allowed)
     built = lay.build(random.Random(f"cpu_opv-fuzz-fill:{seed}"), ramfs, str(os.getpid()))
+    splitter = Splitter(built.layout, built.mapper)
+    forks = Forks(COW_EVERY)
     try:
         shadow = Shadow(built.layout, built.contents)
         guest = Guest(built)
         fz = Fuzzer(seed, Generator(seed, built.layout, cpus), shadow, cpus, guest,
-                    batch=batch, progress=60.0)
-        bad = fz.run(calls, deadline)
+                    batch=batch, progress=60.0, between=forks)
+        splitter.start()
+        bad = fz.run(calls, deadline) or forks.finish(fz)
+        splitter.stop.set()
+        splitter.join()
         if bad is None:
             hidden = guest.hidden(shadow)
             if hidden:
@@ -79,9 +117,12 @@ def worker(seed: int, calls: int, deadline: float | None, ramfs: str | None,
         return {"seed": seed, "calls": st.calls, "seconds": st.seconds,
                 "layout": built.layout.describe(), "summary": st.summary(),
                 "forbidden": sorted(cpus.possible - cpus.allowed),
+                "churn": f"{splitter.splits} THP splits, {splitter.collapses} collapses, "
+                         f"{forks.checked} copy-on-write children checked",
                 "intents": dict(st.intents), "outcomes": dict(st.outcomes),
                 "mismatch": None if bad is None else bad.lines()}
     finally:
+        splitter.stop.set()
         built.mapper.close()
 
 

@@ -99,7 +99,7 @@ def test_replay_reproduces_the_mismatch() -> None:
 
 def test_mismatch_fails_the_boot_test(tmp_path: Path) -> None:
     """results/fuzz/*.tap goes into the verdict: a mismatch is a failed test."""
-    ok = {"seed": 1, "calls": 10, "summary": "s", "layout": "l", "forbidden": [2],
+    ok = {"seed": 1, "calls": 10, "summary": "s", "layout": "l", "forbidden": [2], "churn": "c",
           "intents": {"valid": 10}, "outcomes": {"0": 10}, "mismatch": None}
     bad = dict(ok, seed=2, mismatch=Mismatch(2, 5, None, "0", "1").lines())
     (tmp_path / "pytest").mkdir()
