@@ -15,12 +15,15 @@ seeded with the seed, so a seed and a call index name a call for good.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from typing import TypeVar
 
 from harness.abi import cpu_opv as co
 from harness.fuzz.layout import PAGE, Area, Kind, Layout
 from harness.fuzz.model import Cpus
 from harness.fuzz.vector import OP_SIZE, Call, Op
 
+T = TypeVar("T")
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 DATA_KINDS = (co.CPU_COMPARE_EQ_OP, co.CPU_COMPARE_NE_OP, co.CPU_MEMCPY_OP,
               co.CPU_MEMCPY_RELEASE_OP)
@@ -58,56 +61,63 @@ class Generator:
         self.allowed = sorted(cpus.allowed & cpus.possible)
         self.disallowed = sorted(cpus.possible - cpus.allowed)
         self.nr_cpus = max(cpus.possible) + 1
-        self.hot: list[int] = []
+        # Operands used lately, to be used again so that effects meet:
+        # (address, bytes of room after it, writable).
+        self.hot: list[tuple[int, int, bool]] = []
         self._fitting: dict[tuple[int, bool], list[tuple[int, int]]] = {}
+        # random.random() alone: choice() and randrange() cost several
+        # Python-level calls each, the larger part of a call under TCG.
+        self._r = self.rng.random
 
-    def getstate(self) -> tuple[object, list[int]]:
+    def getstate(self) -> tuple[object, list[tuple[int, int, bool]]]:
         return self.rng.getstate(), list(self.hot)
 
-    def setstate(self, state: tuple[object, list[int]]) -> None:
+    def setstate(self, state: tuple[object, list[tuple[int, int, bool]]]) -> None:
         rng_state, hot = state
         self.rng.setstate(rng_state)  # type: ignore[arg-type]
         self.hot = list(hot)
+
+    def _c(self, seq: Sequence[T]) -> T:
+        return seq[int(self._r() * len(seq))]
 
     # ---- operands ----------------------------------------------------------
 
     def place(self, length: int, write: bool) -> int:
         """A valid operand address of `length` bytes."""
-        rng = self.rng
-        if self.hot and rng.random() < 0.3:
-            addr = rng.choice(self.hot)
-            if self._fits(addr, length, write):
+        r, hot = self._r, self.hot
+        if hot and r() < 0.3:
+            addr, room, writable = hot[int(r() * len(hot))]
+            if length <= room and (writable or not write):
                 return addr
         runs = self._fitting.get((length, write))
         if runs is None:
-            runs = [r for r in (self.writes if write else self.reads) if r[1] - r[0] >= length]
+            runs = [x for x in (self.writes if write else self.reads) if x[1] - x[0] >= length]
             self._fitting[(length, write)] = runs
-        lo, hi = rng.choice(runs)
+        lo, hi = runs[int(r() * len(runs))]
         last = hi - length
-        style = rng.random()
+        style = r()
         if style < 0.3 and hi - lo > PAGE and length > 1:
-            b = rng.randrange(lo + PAGE, hi, PAGE)     # a page boundary inside the run
-            addr = rng.randint(max(lo, b - length + 1), min(last, b - 1))
+            # Across a page boundary inside the run (runs are whole pages).
+            b = lo + PAGE * (1 + int(r() * ((hi - lo) // PAGE - 1)))
+            a0, a1 = max(lo, b - length + 1), min(last, b - 1)
+            addr = a0 + int(r() * (a1 - a0 + 1))
         elif style < 0.6:
-            align = min(length, 8) if length in (1, 2, 4, 8) else rng.choice((8, 16, 64))
-            addr = lo + rng.randint(0, last - lo) // align * align
+            align = min(length, 8) if length in (1, 2, 4, 8) else (8, 16, 64)[int(r() * 3)]
+            addr = lo + int(r() * (last - lo + 1)) // align * align
         elif style < 0.7:
-            addr = rng.choice((lo, last))
+            addr = lo if r() < 0.5 else last
         else:
-            addr = rng.randint(lo, last)
-        if len(self.hot) < 48:
-            self.hot.append(addr)
+            addr = lo + int(r() * (last - lo + 1))
+        entry = (addr, hi - addr, write)
+        if len(hot) < 48:
+            hot.append(entry)
         else:
-            self.hot[rng.randrange(48)] = addr
+            hot[int(r() * 48)] = entry
         return addr
 
-    def _fits(self, addr: int, length: int, write: bool) -> bool:
-        runs = self.writes if write else self.reads
-        return any(lo <= addr and addr + length <= hi for lo, hi in runs)
-
     def _ef(self) -> int:
-        r = self.rng.random()
-        return 0 if r < 0.85 else self.rng.choice((1, 1, 255, self.rng.randrange(1, 256)))
+        r = self._r
+        return 0 if r() < 0.85 else (1, 1, 255, 1 + int(r() * 255))[int(r() * 4)]
 
     def _pad(self) -> bytes:
         return self.rng.randbytes(24) if self.rng.random() < 0.1 else b""
@@ -115,10 +125,9 @@ class Generator:
     # ---- valid ops -----------------------------------------------------------
 
     def data_op(self, kind: int, length: int) -> Op:
-        rng = self.rng
         write = kind in (co.CPU_MEMCPY_OP, co.CPU_MEMCPY_RELEASE_OP)
         p0 = self.place(length, write)
-        if not write and rng.random() < 0.2:
+        if not write and self._r() < 0.2:
             p1 = p0                                   # equal, whatever it holds
         else:
             p1 = self.place(length, False)
@@ -131,42 +140,44 @@ class Generator:
         return Op(kind, length, p0, p1, 0, self._ef(), self._ef(), self._pad())
 
     def word_op(self, kind: int, length: int) -> Op:
-        rng = self.rng
+        r = self._r
         bits = 8 * length
+        x = r()
         if kind in co.SHIFT_OPS:
-            arg = rng.choice((0, bits - 1, rng.randrange(bits), rng.randrange(bits)))
+            arg = 0 if x < 0.25 else bits - 1 if x < 0.5 else int(r() * bits)
         elif kind in co.ARITH_OPS:
-            arg = rng.choice((0, 1, -1, rng.randint(-5, 5), 1 << (bits - 1),
-                              (1 << (bits - 1)) - 1, -(1 << 63), (1 << 63) - 1,
-                              rng.randint(-(1 << 63), (1 << 63) - 1)))
+            i = int(x * 9)
+            arg = ((0, 1, -1, int(r() * 11) - 5, 1 << (bits - 1), (1 << (bits - 1)) - 1,
+                    -(1 << 63), (1 << 63) - 1)[i] if i < 8 else self.rng.getrandbits(64))
             arg = (arg + (1 << 63)) % (1 << 64) - (1 << 63)     # count is an __s64
         else:
-            arg = rng.choice((0, (1 << 64) - 1, 1 << rng.randrange(64), 0xFF,
-                              rng.getrandbits(64), rng.getrandbits(64)))
+            i = int(x * 6)
+            arg = ((0, (1 << 64) - 1, 1 << int(r() * 64), 0xFF)[i] if i < 4
+                   else self.rng.getrandbits(64))
         return Op(kind, length, self.place(length, True), 0, arg, self._ef(), 0, self._pad())
 
     def valid_ops(self, n: int) -> list[Op]:
-        rng = self.rng
+        r, c = self._r, self._c
         ops: list[Op] = []
         budget = co.CPU_OP_VEC_DATA_LEN_MAX
         while len(ops) < n:
             left = n - len(ops) - 1
             cap = min(co.CPU_OP_DATA_LEN_MAX, budget - 8 * left)
-            r = rng.random()
-            if r < 0.05:
+            x = r()
+            if x < 0.05:
                 op = Op(co.CPU_MB_OP, 0, pad=self._pad())
-            elif r < 0.5 and cap >= 1:
-                length = rng.choice(DATA_LENS) if rng.random() < 0.7 else rng.randint(1, 4096)
-                op = self.data_op(rng.choice(DATA_KINDS), min(length, cap))
+            elif x < 0.5 and cap >= 1:
+                length = c(DATA_LENS) if r() < 0.7 else 1 + int(r() * 4096)
+                op = self.data_op(c(DATA_KINDS), min(length, cap))
                 if op.kind in (co.CPU_MEMCPY_OP, co.CPU_MEMCPY_RELEASE_OP) and left \
-                        and 2 * op.length <= budget - 8 * (left - 1) and rng.random() < 0.3:
+                        and 2 * op.length <= budget - 8 * (left - 1) and r() < 0.3:
                     # memcpy then compare of the same bytes: both outcomes.
-                    kind = rng.choice((co.CPU_COMPARE_EQ_OP, co.CPU_COMPARE_NE_OP))
+                    kind = c((co.CPU_COMPARE_EQ_OP, co.CPU_COMPARE_NE_OP))
                     ops.append(op)
                     budget -= op.length
                     op = Op(kind, op.length, op.p0, op.p1)
             else:
-                op = self.word_op(rng.choice(WORD_KINDS), rng.choice(co.SCALAR_LENS))
+                op = self.word_op(c(WORD_KINDS), c(co.SCALAR_LENS))
             ops.append(op)
             budget -= op.length
         return ops
@@ -183,8 +194,8 @@ class Generator:
     def next(self) -> Call:
         rng = self.rng
         r = rng.random()
-        ops = self.full_ops() if rng.random() < 0.02 else self.valid_ops(rng.choice(COUNTS))
-        call = Call(0, len(ops), rng.choice(self.allowed), self._vector(len(ops)),
+        ops = self.full_ops() if rng.random() < 0.02 else self.valid_ops(self._c(COUNTS))
+        call = Call(0, len(ops), self._c(self.allowed), self._vector(len(ops)),
                     tuple(ops), "valid")
         if r < 0.04:
             return self.probe(call)

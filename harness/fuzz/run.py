@@ -142,7 +142,7 @@ class Fuzzer:
             return None
         return self._replay(first, end, state, snap, diffs)
 
-    def _replay(self, first: int, end: int, state: tuple[object, list[int]],
+    def _replay(self, first: int, end: int, state: tuple[object, list[tuple[int, int, bool]]],
                 snap: dict[str, bytes], diffs: list[Difference]) -> Mismatch:
         """Replay a batch whose memory differed, comparing after each call."""
         self.gen.setstate(state)
