@@ -60,13 +60,16 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
-fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
-	@$(HARNESS) $@
+# The fuzzer's knobs (make fuzz, and the fuzz run that ends each boot-test)
+# go on the harness's command line, not through the environment.
+FUZZ_ARGS = $(if $(SEED),--seed $(SEED)) $(if $(N),--calls $(N)) \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(FUZZ_TIME),--fuzz-time $(FUZZ_TIME))
 
-# The fuzzer's knobs go on its command line, not through the environment.
+fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
+	@$(HARNESS) $@ $(FUZZ_ARGS)
+
 fuzz: $(VENV)/.ready
-	@$(HARNESS) fuzz $(if $(SEED),--seed $(SEED)) $(if $(N),--calls $(N)) \
-		$(if $(WORKERS),--workers $(WORKERS)) $(if $(FUZZ_TIME),--fuzz-time $(FUZZ_TIME))
+	@$(HARNESS) fuzz $(FUZZ_ARGS)
 
 # --- the series' own checks ---------------------------------------------------
 # checkpatch takes seconds and is part of `make check`; series-check builds
