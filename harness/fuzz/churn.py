@@ -55,12 +55,16 @@ class CowChild:
         self._answer, answer_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
-            os.close(self._go)
-            os.close(self._answer)
-            os.read(go_r, 1)
-            diffs = [str(d) for d in self._compare(snap)]
-            os.write(answer_w, json.dumps(diffs).encode())
-            os._exit(0)
+            # Never return into the fuzz loop: a child that did would go on
+            # fuzzing as a second copy of the worker.
+            try:
+                os.close(self._go)
+                os.close(self._answer)
+                os.read(go_r, 1)
+                diffs = [str(d) for d in self._compare(snap)]
+                os.write(answer_w, json.dumps(diffs).encode())
+            finally:
+                os._exit(0)
         os.close(go_r)
         os.close(answer_w)
 

@@ -104,7 +104,8 @@ def worker(seed: int, calls: int, deadline: float | None, ramfs: str | None,
         fz = Fuzzer(seed, Generator(seed, built.layout, cpus), shadow, cpus, guest,
                     batch=batch, progress=60.0, between=forks)
         splitter.start()
-        bad = fz.run(calls, deadline) or forks.finish(fz)
+        bad = fz.run(calls, deadline)
+        bad = forks.finish(fz) or bad      # always: the child must not outlive us
         splitter.stop.set()
         splitter.join()
         if bad is None:
