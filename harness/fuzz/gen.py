@@ -312,7 +312,8 @@ class Generator:
         rng = self.rng
         if rng.random() < 0.25:
             z = rng.choice(self.zones)
-            room = z.size - length if z.name != "top" else z.size
+            # At the top, addr + len may wrap, but addr itself is a __u64.
+            room = z.size - length if z.name != "top" else z.size - 1
             return z.addr + rng.randint(0, max(0, room))
         w, i = rng.choice(self.write_faults if write else self.read_faults)
         page = w.addr + i * w.page
