@@ -5,6 +5,7 @@
 #   make test                                                   host checks, boot-test, boot-test DEBUG=1
 #   make boot-test DEBUG=1                                      on a KASAN, KFENCE and lockup-detector kernel
 #   make bench                                                  cpu_opv costs, as ratios to getppid()
+#   make fuzz [SEED=1] [N=100000] [WORKERS=3] [DEBUG=1]         the cpu_opv fuzzer alone in the guest
 #
 # Every target installs what it needs first (Debian packages through
 # scripts/setup-host.sh, a virtualenv in build/venv) and is quick when it is
@@ -32,7 +33,7 @@ SH_SOURCES := .ci/run scripts/setup-host.sh selftests/build.sh selftests/run-in-
 	vm/guest/init vm/guest/run-tests.sh
 
 .PHONY: all setup fetch patch config kernel guest-root selftests boot-test boot-test-all \
-	shell bench soak test check lint \
+	shell bench fuzz soak test check lint \
 	selftests-patch check-selftests-patch \
 	typecheck unit-test checkpatch series-check sparse clean help
 
@@ -59,8 +60,16 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
+# The fuzzer's knobs (make fuzz, and the fuzz run that ends each boot-test)
+# go on the harness's command line, not through the environment.
+FUZZ_ARGS = $(if $(SEED),--seed $(SEED)) $(if $(N),--calls $(N)) \
+	$(if $(WORKERS),--workers $(WORKERS)) $(if $(FUZZ_TIME),--fuzz-time $(FUZZ_TIME))
+
 fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
-	@$(HARNESS) $@
+	@$(HARNESS) $@ $(FUZZ_ARGS)
+
+fuzz: $(VENV)/.ready
+	@$(HARNESS) fuzz $(FUZZ_ARGS)
 
 # --- the series' own checks ---------------------------------------------------
 # checkpatch takes seconds and is part of `make check`; series-check builds

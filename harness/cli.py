@@ -30,6 +30,7 @@ from harness import (
     build,
     checkpatch,
     fetch,
+    fuzzing,
     guest_root,
     kconfig,
     patch,
@@ -140,6 +141,8 @@ class Context:
     append: tuple[str, ...] = ()
     configured: source.Tree | None = None
     outcome: Outcome | None = None
+    # What the guest's fuzzer runs (make fuzz; the end of every boot-test).
+    fuzz: fuzzing.Spec | None = None
 
     def tree(self) -> source.Tree:
         if self.kernel_src is not None:
@@ -247,6 +250,10 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResu
     for f in sorted(sdir.glob("*/*.tap")) if sdir.is_dir() else []:
         suites.append(tap.parse(f.read_text(errors="replace"),
                                 f"selftest:{f.parent.name}/{f.stem}"))
+    # python -m harness.fuzz writes results/fuzz/<name>.tap: a model
+    # mismatch is a failed test.
+    if (results / "fuzz").is_dir():
+        suites += fuzzing.collect(results)
     return suites
 
 
@@ -261,6 +268,8 @@ def _run_guest(ctx: Context, image: Path, root: Path | None,
     cpu_opv = "required" if "CONFIG_CPU_OPV=y" in config else "optional"
     guest_argv = [str(boot.GUEST_SCRIPT), ctx.paths.arch.name, str(req.results), cpu_opv,
                   profile]
+    if ctx.fuzz is not None:
+        guest_argv.append(ctx.fuzz.guest_arg())
     return req, boot.boot(req, guest_argv)
 
 
@@ -361,6 +370,20 @@ def stage_bench(ctx: Context) -> Verdict:
     if result.guest_rc != 0:
         return Verdict(Blame.TEST, f"cpu_opv_bench failed (guest exit {result.guest_rc})")
     return PASSED
+
+
+def stage_fuzz(ctx: Context) -> Verdict:
+    """make fuzz SEED=.. N=..: the fuzzer alone in the guest of the test
+    kernel (DEBUG=1: the debug kernel); a mismatch or a kernel warning fails."""
+    image = stage_kernel(ctx)
+    root = stage_guest_root(ctx)
+    echo(f"== fuzz: python -m harness.fuzz in the guest ({ctx.fuzz})")
+    req, result = _run_guest(ctx, image, root, "fuzz")
+    boot.check_console(result, req.console_log)
+    text, total = report.summary(fuzzing.collect(req.results))
+    print(text, flush=True)
+    echo(f"fuzz: TAP in {req.results / 'fuzz'}, console in {req.console_log}")
+    return tests_verdict(total, result.guest_rc)
 
 
 def stage_shell(ctx: Context) -> int:
@@ -488,6 +511,7 @@ STAGES = {
     "boot-test-all": stage_boot_test_all,
     "shell": stage_shell,
     "bench": stage_bench,
+    "fuzz": stage_fuzz,
     "checkpatch": stage_checkpatch,
     "series-check": stage_series_check,
     "sparse": stage_sparse,
@@ -517,6 +541,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--append", default=os.environ.get("BOOT_APPEND") or "",
                    help="words to add to the guest kernel's command line, "
                    "e.g. BOOT_APPEND=isolcpus=3")
+    p.add_argument("--seed", type=int, help="the fuzzer's seed (default: the time)")
+    p.add_argument("--calls", type=int,
+                   help="fuzzer calls (default: 10,000 per boot-test, 100,000 with DEBUG=1)")
+    p.add_argument("--workers", type=int, help="fuzzer processes (default: CPUs - 1)")
+    p.add_argument("--fuzz-time", type=int,
+                   help="seconds the fuzzer may run (make fuzz: no bound; boot-test: "
+                   "300, DEBUG=1 1200)")
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "
@@ -557,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                       args.profile, kernel_append(args.append))
         if args.debug:
             ctx = debug_context(ctx)
+        fuzz_time = 0 if args.stage == "fuzz" and args.fuzz_time is None else args.fuzz_time
+        ctx.fuzz = fuzzing.spec(args.calls, args.seed, args.workers, fuzz_time,
+                                ctx.paths.variant)
         verdict = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
         verdict = verdict_of(e)

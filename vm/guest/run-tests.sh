@@ -12,8 +12,11 @@ if [ "${3:-}" = required ]; then
 	export CPU_OPV_REQUIRED=1
 fi
 # quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh;
-# bench (make bench): cpu_opv_bench only.
+# bench (make bench): cpu_opv_bench only; fuzz (make fuzz): the fuzzer only.
 export PROFILE=${4:-quick}
+# The fuzzer's run, "calls,seed,workers,seconds" (harness/fuzzing.py); none:
+# no fuzzing.
+IFS=, read -r fuzz_calls fuzz_seed fuzz_workers fuzz_time <<< "${5:-}"
 # Seconds since the kernel started, and the CPUs it brought up: the host's
 # report shows both (harness.boot.guest_facts).
 echo "cpu-opv-guest: start uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
@@ -22,6 +25,23 @@ export PYTHONPATH=$PWD PYTHONDONTWRITEBYTECODE=1
 # The host's venv, or the guest root's Python (vm/guest/init says which).
 py=${CPU_OPV_PYTHON:-$PWD/build/venv/bin/python}
 rc=0
+
+run_fuzz() {
+	[ -n "$fuzz_calls" ] || return 0
+	echo "cpu-opv-guest: fuzz"
+	mkdir -p "$results/fuzz"
+	# The fuzzer stops itself at fuzz_time; the timeout is for a hang.
+	timeout $((fuzz_time > 0 ? fuzz_time + 300 : 86400)) "$py" -m harness.fuzz \
+		--calls "$fuzz_calls" --seed "$fuzz_seed" --workers "$fuzz_workers" \
+		--time "$fuzz_time" --tap "$results/fuzz/fuzz.tap" || rc=1
+}
+
+if [ "$PROFILE" = fuzz ]; then
+	run_fuzz
+	dmesg > "$results/dmesg.txt"
+	echo "cpu-opv-guest: done rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"
+	exit $rc
+fi
 
 # make bench: the micro-benchmark alone, on an otherwise idle guest.
 if [ "$PROFILE" = bench ]; then
@@ -44,6 +64,9 @@ if [ -d "build/$arch/selftests" ]; then
 	mkdir -p "$results/selftests"
 	selftests/run-in-guest.sh "build/$arch/selftests" "$results/selftests" || rc=1
 fi
+
+# Last: a bounded fuzz run, on whatever state the suites left.
+run_fuzz
 
 dmesg > "$results/dmesg.txt"
 echo "cpu-opv-guest: done rc=$rc uptime=$(cut -d' ' -f1 /proc/uptime)"

@@ -1,0 +1,53 @@
+"""The host's side of the fuzzer: what the guest is asked to run, and
+reading back what it wrote (the fuzzer itself, harness/fuzz/, runs in the
+guest; host stages never import it).
+
+Every boot-test ends with a bounded run (BOOT_TEST_CALLS, and more on the
+DEBUG=1 kernel, cut short at BOOT_TEST_SECONDS); `make fuzz` runs the
+fuzzer alone, as many calls as asked.  The seed is the time unless SEED
+says otherwise; the guest prints it, and each failure the command that
+replays it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import tap
+
+# Calls per boot-test, by kernel variant ("" the test kernel, "debug" DEBUG=1).
+BOOT_TEST_CALLS = {"": 10_000, "debug": 100_000}
+BOOT_TEST_SECONDS = {"": 300, "debug": 1200}
+
+
+@dataclass(frozen=True)
+class Spec:
+    calls: int
+    seed: int
+    workers: int = 0          # 0: the guest's online CPUs - 1
+    seconds: int = 0          # 0: no time bound
+
+    def guest_arg(self) -> str:
+        """One word for vm/guest/run-tests.sh (no spaces: the QEMU-booted
+        guests get their arguments on the kernel command line)."""
+        return f"{self.calls},{self.seed},{self.workers},{self.seconds}"
+
+
+def spec(calls: int | None, seed: int | None, workers: int | None, seconds: int | None,
+         variant: str) -> Spec:
+    """SEED, N, WORKERS and FUZZ_TIME, or the boot-test's defaults."""
+    return Spec(BOOT_TEST_CALLS.get(variant, 10_000) if calls is None else calls,
+                int(time.time()) % 1_000_000 if seed is None else seed,
+                workers or 0,
+                BOOT_TEST_SECONDS.get(variant, 300) if seconds is None else seconds)
+
+
+def collect(results: Path) -> list[tap.TestResult]:
+    """results/fuzz/*.tap, or one ERROR result when there is none."""
+    fdir = results / "fuzz"
+    taps = sorted(fdir.glob("*.tap")) if fdir.is_dir() else []
+    if not taps:
+        return [tap.TestResult("fuzz", tap.Status.ERROR, "no fuzz results: the fuzzer did not run")]
+    return [tap.parse(f.read_text(errors="replace"), f"fuzz:{f.stem}") for f in taps]

@@ -1,0 +1,25 @@
+"""The host's side of the fuzzer (harness/fuzzing.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import fuzzing, tap
+
+
+def test_boot_test_defaults() -> None:
+    assert fuzzing.spec(None, 5, None, None, "debug") == fuzzing.Spec(100_000, 5, 0, 1200)
+    assert fuzzing.spec(None, 5, None, None, "").calls == 10_000
+    s = fuzzing.spec(123, None, 2, 0, "")
+    assert s.calls == 123 and s.workers == 2 and s.seconds == 0 and s.seed >= 0
+
+
+def test_guest_arg_is_one_word() -> None:
+    """QEMU-booted guests get their arguments on the kernel command line."""
+    arg = fuzzing.Spec(100_000, 42, 3, 600).guest_arg()
+    assert arg == "100000,42,3,600" and not any(c.isspace() for c in arg)
+
+
+def test_no_results_is_an_error(tmp_path: Path) -> None:
+    [r] = fuzzing.collect(tmp_path)
+    assert r.status is tap.Status.ERROR
