@@ -5,6 +5,7 @@
 #   make test                                                   host checks, boot-test, boot-test DEBUG=1
 #   make boot-test DEBUG=1                                      on a KASAN, KFENCE and lockup-detector kernel
 #   make bench                                                  cpu_opv costs, as ratios to getppid()
+#   make evaluate                                               cpu_opv against its alternatives (docs/evaluation.md)
 #
 # Every target installs what it needs first (Debian packages through
 # scripts/setup-host.sh, a virtualenv in build/venv) and is quick when it is
@@ -28,17 +29,17 @@ PY_SOURCES := harness vm
 # Every shell script git tracks but the series' own (selftests/cpu-opv/,
 # which goes upstream through patches/ and is linted on its own below).
 SH_SOURCES := .ci/run scripts/setup-host.sh selftests/build.sh selftests/run-in-guest.sh \
-	vm/guest/init vm/guest/run-tests.sh
+	vm/guest/init vm/guest/run-tests.sh vm/guest/evaluate.sh
 
 .PHONY: all setup fetch patch config kernel guest-root selftests boot-test boot-test-all \
-	shell bench soak test check lint \
+	shell bench evaluate soak test check lint \
 	selftests-patch check-selftests-patch \
 	typecheck unit-test checkpatch series-check sparse clean help
 
 all: boot-test
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,12p' Makefile
 
 # --- setup ------------------------------------------------------------------
 
@@ -58,7 +59,7 @@ setup: $(VENV)/.ready
 
 # --- the pipeline -------------------------------------------------------------
 
-fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
+fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench evaluate: $(VENV)/.ready
 	@$(HARNESS) $@
 
 # --- the series' own checks ---------------------------------------------------
@@ -108,4 +109,5 @@ test: $(VENV)/.ready
 	@$(MAKE) --no-print-directory boot-test DEBUG=1
 
 clean:
-	rm -rf build/$(ARCH) build/$(ARCH)-debug build/$(ARCH)-bench
+	rm -rf build/$(ARCH) build/$(ARCH)-debug build/$(ARCH)-bench build/$(ARCH)-no-cpu-opv \
+		build/$(ARCH)-eval
