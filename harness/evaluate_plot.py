@@ -28,7 +28,8 @@ def _bars(ax: Any, rows: dict[str, dict[str, Cell]], labels: list[str]) -> None:
             if c is not None and c.value is not None and c.value > 0:
                 xs.append(x + (i - len(SCHEMES) / 2 + 0.5) * width)
                 ys.append(c.value)
-        ax.bar(xs, ys, width, label=name)
+        # One color per scheme in every plot, bars or none.
+        ax.bar(xs, ys, width, label=name, color=f"C{i}")
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.legend(fontsize=7, ncols=2)
