@@ -78,12 +78,23 @@ def cost_section(cost: dict[str, Any]) -> list[str]:
     return lines
 
 
+def storm_signals(progress: dict[str, Any]) -> str:
+    """How many of the storm's signals reached the thread, per second."""
+    storm = progress["conditions"].get("storm", {})
+    got = sorted(e["signals"] for e in storm.values() if "signals" in e)
+    if not got:
+        return "none delivered"
+    return (f"{got[len(got) // 2] / float(progress['seconds']):.0f}/s delivered, median "
+            "over the schemes; pending ones merge while the thread waits for the CPU")
+
+
 def progress_section(progress: dict[str, Any]) -> list[str]:
     rows = progress_rows(progress)
     lines = [f"### Progress: increments of this CPU's counter per second, "
              f"{progress['seconds']:g} s each (higher is better)", "",
-             f"Storm: a second thread on the same CPU running the same scheme, and a "
-             f"{progress['timer_hz']} Hz timer signal.  Hotplug: every other increment "
+             f"Storm: a second thread on the same CPU running the same scheme, and "
+             f"signals from a thread on another CPU, sent at {progress['signal_hz']}/s "
+             f"({storm_signals(progress)}).  Hotplug: every other increment "
              f"aims at the CPU being taken offline and online again.  Slow path after "
              f"{progress['aborts_before_slow']} aborts in a row.", ""]
     lines += _table(rows, rate, True, "condition", CONDITIONS)

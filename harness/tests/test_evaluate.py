@@ -34,9 +34,11 @@ def entry(rate: float, **extra: Any) -> dict[str, Any]:
 
 def progress(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     conds = {c: {s: entry(1000.0) for s in evaluate.SCHEMES} for c in evaluate.CONDITIONS}
+    for s in conds["storm"].values():
+        s.update(signals=4000, signals_sent=20000)
     for c, schemes in (overrides or {}).items():
         conds[c].update(schemes)
-    return {"mode": "progress", "seconds": 2.0, "timer_hz": 10000,
+    return {"mode": "progress", "seconds": 2.0, "signal_hz": 10000,
             "aborts_before_slow": 3, "home": 0, "conditions": conds}
 
 
@@ -162,6 +164,7 @@ def test_markdown_bolds_winners_and_explains_gaps() -> None:
     assert "rseq + cpu_opv, skipped (not a cpu_opv kernel): another CPU's counter" in text
     assert "| local | 200 | 20000 | 9000 | 40.0 |" in text
     assert "Verdict: no measurable difference" in text
+    assert "sent at 10000/s (2000/s delivered" in text
 
 
 @pytest.mark.parametrize(("value", "text"), [

@@ -4,7 +4,7 @@
  * the same per-CPU operations, side by side.
  *
  *   cpu_opv_eval cost [-r RUNS] [-s SCALE]
- *   cpu_opv_eval progress [-t SECONDS] [-f TIMER_HZ] [-H]
+ *   cpu_opv_eval progress [-t SECONDS] [-f SIGNAL_HZ] [-H]
  *   cpu_opv_eval ctxsw [-r RUNS] [-s SCALE]
  *   cpu_opv_eval maxvec [-n CALLS]
  *
@@ -34,10 +34,11 @@
  *       CPU's counter), on the fast path and with the slow path forced,
  *       as ratios to getppid() in the same run (medians of RUNS runs);
  * progress: increments per second under ptrace single-step, under a
- *       preemption storm (a competing thread on the same CPU and a
- *       TIMER_HZ timer signal) and, with -H only (it takes a CPU of the
- *       machine offline: for a test VM), while another CPU goes offline
- *       and online again; with a check that no increment was lost;
+ *       preemption storm (a competing thread on the same CPU, and
+ *       signals from another CPU at up to SIGNAL_HZ) and, with -H only
+ *       (it takes a CPU of the machine offline: for a test VM), while
+ *       another CPU goes offline and online again; with a check that no
+ *       increment was lost;
  * ctxsw: two threads on one CPU ping-ponging a byte through pipes, the
  *       time per round trip (two context switches) and its ratio to
  *       getppid(), for comparing kernels with and without CONFIG_CPU_OPV;
@@ -500,10 +501,22 @@ static void c_counter_setaffinity(long n)
 }
 
 /* Another CPU's counter. */
+/* cpu_opv runs only where the caller may run: let it run there too. */
+static void allow_other(bool allow)
+{
+	cpu_set_t set = home_mask;
+
+	if (allow)
+		CPU_SET(other, &set);
+	pin_mask(&set);
+}
+
 static void c_remote_cpu_opv(long n)
 {
+	allow_other(true);
 	while (n--)
 		opv_check(cpu_op_addv(&pc[other].count, 1, other), "cpu_opv");
+	allow_other(false);
 }
 
 static void c_remote_lock(long n)
@@ -921,19 +934,23 @@ static int run_cost(int runs, double scale)
 
 /* --- progress ----------------------------------------------------------- */
 
-static long signals;
+static long signals, signals_sent;
+static pid_t storm_tid;		/* the thread the storm's signals go to */
+static int signal_hz = 10000;
 
-static void on_timer(int sig)
+static void on_signal(int sig)
 {
 	INC(signals);
 }
 
 struct worker {
 	const struct scheme *s;
-	int cpu, remote;	/* pinned there; -1: local only */
+	int remote;		/* every other increment aims there; -1: none */
+	bool storm_target;
 	long ops, refused;
 };
 
+/* Counts increments until told to stop, on the CPUs of home_mask. */
 static void *work(void *arg)
 {
 	struct worker *w = arg;
@@ -941,7 +958,9 @@ static void *work(void *arg)
 
 	if (ev_register() && EVAL_HAVE_RSEQ)
 		die("rseq registration");
-	pin(w->cpu);
+	pin_mask(&home_mask);
+	if (w->storm_target)
+		STORE(storm_tid, gettid());
 	while (!LOAD(stop)) {
 		int target = w->remote >= 0 && (i++ & 1) ? w->remote : -1;
 
@@ -949,6 +968,31 @@ static void *work(void *arg)
 			w->refused++;
 		else
 			w->ops++;
+	}
+	return NULL;
+}
+
+/*
+ * The storm's signals: from another CPU, to the first worker, at up to
+ * signal_hz. A timer would do without a thread, but without high
+ * resolution timers (the test kernel has none) it fires once a tick.
+ */
+static void *signaller(void *arg)
+{
+	double period = 1e9 / signal_hz, next;
+	pid_t tid;
+
+	pin(nr_cpus > 1 ? other : home);
+	while (!(tid = LOAD(storm_tid)) && !LOAD(stop))
+		sched_yield();
+	next = bench_now_ns();
+	while (!LOAD(stop)) {
+		if (syscall(SYS_tgkill, getpid(), tid, SIGALRM))
+			die("tgkill");
+		INC(signals_sent);
+		next += period;
+		while (bench_now_ns() < next && !LOAD(stop))
+			;
 	}
 	return NULL;
 }
@@ -969,6 +1013,8 @@ static void reset_data(void)
 	memset(&shared, 0, sizeof(shared));
 	memset(stats, 0, sizeof(*stats));
 	signals = 0;
+	signals_sent = 0;
+	storm_tid = 0;
 	STORE(stop, 0);
 }
 
@@ -1016,46 +1062,37 @@ static const char * const cond_names[] = { "quiet", "storm", "hotplug" };
 
 /* One scheme, one condition, @secs seconds: print its JSON member. */
 static void progress_threads(const struct scheme *s, enum condition c,
-			     double secs, int timer_hz)
+			     double secs)
 {
 	struct worker w[2] = {
-		{ s, home, c == HOTPLUG ? hp_cpu : -1 },
-		{ s, home, -1 },
+		{ s, c == HOTPLUG ? hp_cpu : -1, c == STORM },
+		{ s, -1, false },
 	};
 	int nw = c == STORM ? 2 : 1, i;
-	long us = 1000000 / timer_hz;
-	struct itimerval tick = { { 0, us }, { 0, us } }, off = { 0 };
-	pthread_t th[2], hp;
-	sigset_t alrm;
+	pthread_t th[2], helper;
 	double t0;
 	intptr_t sum;
 
 	reset_data();
-	/* The timer signal goes to the first worker alone. */
-	sigemptyset(&alrm);
-	sigaddset(&alrm, SIGALRM);
-	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+	/* Room for cpu_opv to reach the hotplugged CPU, when it is online. */
+	if (c == HOTPLUG)
+		CPU_SET(hp_cpu, &home_mask);
 	t0 = bench_now_ns();
-	for (i = 0; i < nw; i++) {
-		if (i == 0)
-			pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	for (i = 0; i < nw; i++)
 		if (pthread_create(&th[i], NULL, work, &w[i]))
 			die("pthread_create");
-		if (i == 0)
-			pthread_sigmask(SIG_BLOCK, &alrm, NULL);
-	}
-	if (c == STORM && setitimer(ITIMER_REAL, &tick, NULL))
-		die("setitimer");
-	if (c == HOTPLUG && pthread_create(&hp, NULL, hotplug, NULL))
+	if (c != QUIET &&
+	    pthread_create(&helper, NULL, c == STORM ? signaller : hotplug, NULL))
 		die("pthread_create");
 	sleep_s(secs);
 	STORE(stop, 1);
-	setitimer(ITIMER_REAL, &off, NULL);
+	secs = (bench_now_ns() - t0) / 1e9;
+	/* The signaller first: it must not aim at a thread that is gone. */
+	if (c != QUIET)
+		pthread_join(helper, NULL);
 	for (i = 0; i < nw; i++)
 		pthread_join(th[i], NULL);
-	secs = (bench_now_ns() - t0) / 1e9;
-	if (c == HOTPLUG)
-		pthread_join(hp, NULL);
+	CPU_CLR(hp_cpu, &home_mask);
 	sum = counted();
 	printf("\"%s\": {\"ops_per_s\": %.1f, \"refused\": %ld, ",
 	       s->name, (w[0].ops + w[1].ops) / secs,
@@ -1064,7 +1101,8 @@ static void progress_threads(const struct scheme *s, enum condition c,
 	       stats->slow, stats->aborts, w[0].ops + w[1].ops,
 	       sum == w[0].ops + w[1].ops ? "true" : "false");
 	if (c == STORM)
-		printf(", \"signals\": %ld", signals);
+		printf(", \"signals\": %ld, \"signals_sent\": %ld", signals,
+		       signals_sent);
 	if (c == HOTPLUG)
 		printf(", \"hotplug_cycles\": %ld, \"hotplug_cpu\": %d",
 		       hp_cycles, hp_cpu);
@@ -1152,9 +1190,9 @@ static const char *hotplug_skip(bool allowed)
 	return NULL;
 }
 
-static int run_progress(double secs, int timer_hz, bool hp)
+static int run_progress(double secs, bool hp)
 {
-	struct sigaction sa = { .sa_handler = on_timer };
+	struct sigaction sa = { .sa_handler = on_signal };
 	int ns = ARRAY_SIZE(schemes), c, i;
 	const char *skip, *hp_skip;
 
@@ -1166,8 +1204,8 @@ static int run_progress(double secs, int timer_hz, bool hp)
 		die("sigaction");
 	hp_skip = hotplug_skip(hp);
 	printf("{\"mode\": \"progress\", \"seconds\": %.2f, ", secs);
-	printf("\"timer_hz\": %d, \"aborts_before_slow\": %d, ",
-	       timer_hz, ABORTS_BEFORE_SLOW);
+	printf("\"signal_hz\": %d, \"aborts_before_slow\": %d, ",
+	       signal_hz, ABORTS_BEFORE_SLOW);
 	printf("\"home\": %d, \"conditions\": {", home);
 	for (c = 0; c <= NR_THREADED; c++) {
 		printf("%s\n \"%s\": {", c ? "," : "",
@@ -1184,7 +1222,7 @@ static int run_progress(double secs, int timer_hz, bool hp)
 			else if (c == NR_THREADED)
 				progress_step(s, secs);
 			else
-				progress_threads(s, c, secs, timer_hz);
+				progress_threads(s, c, secs);
 			fflush(stdout);
 		}
 		printf("}");
@@ -1344,6 +1382,7 @@ static int run_maxvec(long calls)
 		die("enabling the cpu_opv event");
 	for (i = 0; i < calls; i++)
 		opv_check(cpu_opv(ops, 16, home, 0), "cpu_opv (local)");
+	allow_other(true);
 	for (i = 0; nr_cpus > 1 && i < calls; i++)
 		opv_check(cpu_opv(ops, 16, other, 0), "cpu_opv (remote)");
 	write_file(EVENT, "0");
@@ -1397,14 +1436,14 @@ static void probe(void)
 static void __noreturn bad_args(const char *prog)
 {
 	fprintf(stderr, "usage: %s cost|ctxsw [-r RUNS] [-s SCALE]\n"
-		"       %s progress [-t SECONDS] [-f TIMER_HZ] [-H]\n"
+		"       %s progress [-t SECONDS] [-f SIGNAL_HZ] [-H]\n"
 		"       %s maxvec [-n CALLS]\n", prog, prog, prog);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	int runs = 5, timer_hz = 10000, opt;
+	int runs = 5, opt;
 	bool hp = false;
 	double scale = 1, secs = 1;
 	const char *mode;
@@ -1427,7 +1466,7 @@ int main(int argc, char **argv)
 			secs = atof(optarg);
 			break;
 		case 'f':
-			timer_hz = atoi(optarg);
+			signal_hz = atoi(optarg);
 			break;
 		case 'n':
 			calls = atol(optarg);
@@ -1440,7 +1479,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (bench_check_args("cpu_opv_eval", runs, scale) || secs <= 0 ||
-	    timer_hz < 1 || timer_hz > 1000000 || calls < 1)
+	    signal_hz < 1 || signal_hz > 1000000 || calls < 1)
 		bad_args(argv[0]);
 	stats = &local_tally;
 	memset(stats, 0, sizeof(*stats));
@@ -1448,7 +1487,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "cost"))
 		return run_cost(runs, scale);
 	if (!strcmp(mode, "progress"))
-		return run_progress(secs, timer_hz, hp);
+		return run_progress(secs, hp);
 	if (!strcmp(mode, "ctxsw"))
 		return run_ctxsw(runs, scale);
 	if (!strcmp(mode, "maxvec"))
