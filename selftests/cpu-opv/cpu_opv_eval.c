@@ -851,21 +851,25 @@ static void c_list_setaffinity(long n)
 	}
 }
 
-static int stop;
+static int stop, resident_idle;
 
 /*
- * A thread of ours busy on the other CPU while the cost cases run, as
+ * A thread of ours on the other CPU while the cost cases run. Busy, as
  * when that CPU's data is in use: membarrier() then has a thread to
  * interrupt there (it skips CPUs that run none of the process's), and
- * cpu_opv and sched_setaffinity() a thread to preempt.
+ * cpu_opv and sched_setaffinity() a thread to preempt. Asleep (mostly)
+ * for the "remote_idle" cases.
  */
 static void *resident(void *arg)
 {
 	long spins = 0;
 
 	pin(other);
-	while (!LOAD(stop))
+	while (!LOAD(stop)) {
+		if (LOAD(resident_idle))
+			usleep(1000);
 		spins++;
+	}
 	return (void *)spins;
 }
 
@@ -877,38 +881,45 @@ static int run_cost(int runs, double scale)
 	const char *two = nr_cpus < 2 ? "needs 2 CPUs" : NULL;
 	struct bench b[] = {
 		{ "getppid", 20000, c_getppid, NULL },
-		{ "counter.rseq", 200000, c_counter_rseq, r },
-		{ "counter.cpu_opv_fast", 200000, c_counter_cpu_opv_fast, o },
+		{ "counter.rseq", 2000000, c_counter_rseq, r },
+		{ "counter.cpu_opv_fast", 2000000, c_counter_cpu_opv_fast, o },
 		{ "counter.cpu_opv_slow", 10000, c_counter_cpu_opv_slow, cpu_opv_skip },
-		{ "counter.lock_fast", 200000, c_counter_lock_fast, m },
+		{ "counter.lock_fast", 2000000, c_counter_lock_fast, m },
 		{ "counter.lock_slow", 5000, c_counter_lock_slow, mo },
-		{ "counter.dual_fast", 200000, c_counter_dual_fast, r },
-		{ "counter.dual_slow", 200000, c_counter_dual_slow, NULL },
-		{ "counter.atomic_pcpu", 200000, c_counter_atomic_pcpu, NULL },
-		{ "counter.atomic_shared", 200000, c_counter_atomic_shared, NULL },
+		{ "counter.dual_fast", 2000000, c_counter_dual_fast, r },
+		{ "counter.dual_slow", 2000000, c_counter_dual_slow, NULL },
+		{ "counter.atomic_pcpu", 2000000, c_counter_atomic_pcpu, NULL },
+		{ "counter.atomic_shared", 2000000, c_counter_atomic_shared, NULL },
 		{ "counter.setaffinity", 5000, c_counter_setaffinity, r },
-		{ "lock.rseq", 200000, c_lock_rseq, r },
-		{ "lock.cpu_opv_fast", 200000, c_lock_cpu_opv_fast, o },
+		{ "lock.rseq", 2000000, c_lock_rseq, r },
+		{ "lock.cpu_opv_fast", 2000000, c_lock_cpu_opv_fast, o },
 		{ "lock.cpu_opv_slow", 10000, c_lock_cpu_opv_slow, cpu_opv_skip },
-		{ "lock.lock_fast", 200000, c_lock_lock_fast, m },
+		{ "lock.lock_fast", 2000000, c_lock_lock_fast, m },
 		{ "lock.lock_slow", 5000, c_lock_lock_slow, mo },
-		{ "lock.atomic_pcpu", 200000, c_lock_atomic_pcpu, NULL },
-		{ "lock.atomic_shared", 200000, c_lock_atomic_shared, NULL },
+		{ "lock.atomic_pcpu", 2000000, c_lock_atomic_pcpu, NULL },
+		{ "lock.atomic_shared", 2000000, c_lock_atomic_shared, NULL },
 		{ "lock.setaffinity", 5000, c_lock_setaffinity, r },
-		{ "list.rseq", 100000, c_list_rseq, r },
-		{ "list.cpu_opv_fast", 100000, c_list_cpu_opv_fast, o },
+		{ "list.rseq", 1000000, c_list_rseq, r },
+		{ "list.cpu_opv_fast", 1000000, c_list_cpu_opv_fast, o },
 		{ "list.cpu_opv_slow", 5000, c_list_cpu_opv_slow, cpu_opv_skip },
-		{ "list.lock_fast", 100000, c_list_lock_fast, m },
+		{ "list.lock_fast", 1000000, c_list_lock_fast, m },
 		{ "list.lock_slow", 2500, c_list_lock_slow, mo },
-		{ "list.atomic_pcpu", 100000, c_list_atomic_pcpu, NULL },
-		{ "list.atomic_shared", 100000, c_list_atomic_shared, NULL },
+		{ "list.atomic_pcpu", 1000000, c_list_atomic_pcpu, NULL },
+		{ "list.atomic_shared", 1000000, c_list_atomic_shared, NULL },
 		{ "list.setaffinity", 2500, c_list_setaffinity, r },
 		{ "remote.cpu_opv", 400, c_remote_cpu_opv, two ? two : cpu_opv_skip },
 		{ "remote.lock", 1000, c_remote_lock, two ? two : mo },
-		{ "remote.dual", 200000, c_remote_dual, two },
-		{ "remote.atomic_pcpu", 200000, c_remote_atomic_pcpu, two },
-		{ "remote.atomic_shared", 200000, c_counter_atomic_shared, NULL },
+		{ "remote.dual", 2000000, c_remote_dual, two },
+		{ "remote.atomic_pcpu", 2000000, c_remote_atomic_pcpu, two },
+		{ "remote.atomic_shared", 2000000, c_counter_atomic_shared, NULL },
 		{ "remote.setaffinity", 100, c_remote_setaffinity, two ? two : r },
+	};
+	/* The remote cases again, the other CPU idle: a run of their own. */
+	struct bench idle[] = {
+		{ "getppid_idle", 20000, c_getppid, NULL },
+		{ "remote_idle.cpu_opv", 2000, c_remote_cpu_opv, two ? two : cpu_opv_skip },
+		{ "remote_idle.lock", 5000, c_remote_lock, two ? two : mo },
+		{ "remote_idle.setaffinity", 2000, c_remote_setaffinity, two ? two : r },
 	};
 	int nb = ARRAY_SIZE(b);
 	pthread_t th;
@@ -918,6 +929,9 @@ static int run_cost(int runs, double scale)
 	if (!two && pthread_create(&th, NULL, resident, NULL))
 		die("pthread_create");
 	bench_run(b, nb, runs, scale);
+	STORE(resident_idle, 1);
+	usleep(50000);		/* let it fall asleep */
+	bench_run(idle, ARRAY_SIZE(idle), runs, scale);
 	STORE(stop, 1);
 	if (!two)
 		pthread_join(th, NULL);
@@ -928,6 +942,8 @@ static int run_cost(int runs, double scale)
 	       home, other, two ? "false" : "true");
 	printf("\"cases\": {");
 	bench_print_cases(stdout, b, nb, runs);
+	printf(",");
+	bench_print_cases(stdout, idle, ARRAY_SIZE(idle), runs);
 	printf("\n}}\n");
 	return 0;
 }
