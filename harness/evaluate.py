@@ -60,10 +60,14 @@ COST_ROWS: dict[str, dict[str, str]] = {
     "list push+pop, slow path": {
         "cpu_opv": "list.cpu_opv_slow", "lock": "list.lock_slow",
         "setaffinity": "list.setaffinity"},
-    "another CPU's counter": {
+    "another CPU's counter, a thread busy there": {
         "cpu_opv": "remote.cpu_opv", "lock": "remote.lock", "dual": "remote.dual",
         "atomic_pcpu": "remote.atomic_pcpu", "atomic_shared": "remote.atomic_shared",
         "setaffinity": "remote.setaffinity"},
+    # Only the schemes that go through that CPU's scheduler or interrupt it.
+    "another CPU's counter, that CPU idle": {
+        "cpu_opv": "remote_idle.cpu_opv", "lock": "remote_idle.lock",
+        "setaffinity": "remote_idle.setaffinity"},
 }
 
 CONDITIONS = {

@@ -96,7 +96,7 @@ def test_the_cheapest_scheme_wins_a_cost_row_and_a_skip_never_does() -> None:
         "remote.cpu_opv": {"skip": "not a cpu_opv kernel"},
         "remote.dual": case(0.01, 0.001),
         "remote.lock": case(2.0)}))
-    remote = rows["another CPU's counter"]
+    remote = rows["another CPU's counter, a thread busy there"]
     assert remote["cpu_opv"] == Cell(None, "not a cpu_opv kernel")
     assert "rseq" not in remote          # rseq cannot reach another CPU
     assert evaluate.winner(remote) == "dual"
@@ -161,7 +161,8 @@ def test_markdown_bolds_winners_and_explains_gaps() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| counter, fast path"))
     assert "**0.05**" in row and row.endswith("| rseq alone |")
     assert "| — |" in row                          # sched_setaffinity has no fast path
-    assert "rseq + cpu_opv, skipped (not a cpu_opv kernel): another CPU's counter" in text
+    assert ("rseq + cpu_opv, skipped (not a cpu_opv kernel): "
+            "another CPU's counter, a thread busy there") in text
     assert "| local | 200 | 20000 | 9000 | 40.0 |" in text
     assert "Verdict: no measurable difference" in text
     assert "sent at 10000/s (2000/s delivered" in text
