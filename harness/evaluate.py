@@ -151,7 +151,8 @@ def progress_cell(entry: dict[str, Any], quiet: dict[str, Any] | None) -> Cell:
     if entry.get("sum_ok") is False:
         notes.append("LOST INCREMENTS")
     if entry.get("refused"):
-        notes.append(f"{entry['refused']} refused")
+        tried = int(entry["refused"]) + int(entry.get("ops", 0))
+        notes.append(f"{100 * int(entry['refused']) / tried:.0f}% refused")
     rate = float(entry["ops_per_s"])
     if quiet and "ops_per_s" in quiet and quiet["ops_per_s"]:
         notes.append(f"{100 * rate / float(quiet['ops_per_s']):.0f}% of quiet")

@@ -112,10 +112,11 @@ def test_progress_cells_compare_storm_and_hotplug_with_quiet() -> None:
         "quiet": {"rseq": entry(2000.0)},
         "storm": {"rseq": entry(500.0)},
         "single_step": {"rseq": entry(0.0)},
-        "hotplug": {"setaffinity": entry(800.0, refused=12)}}))
+        "hotplug": {"setaffinity": entry(800.0, refused=200)}}))
     assert rows["storm"]["rseq"] == Cell(500.0, "25% of quiet")
     assert rows["single_step"]["rseq"] == Cell(0.0)
-    assert rows["hotplug"]["setaffinity"].note == "12 refused, 80% of quiet"
+    # entry() reports 800 ops: 200 refused of 1000 tried.
+    assert rows["hotplug"]["setaffinity"].note == "20% refused, 80% of quiet"
     assert evaluate.winner(rows["single_step"], highest=True) != "rseq"
 
 
