@@ -32,20 +32,20 @@ def _bars(ax: Any, rows: dict[str, dict[str, Cell]], labels: list[str]) -> None:
         ax.bar(xs, ys, width, label=name, color=f"C{i}")
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")
-    ax.legend(fontsize=7, ncols=2)
+    # Below the axes, where no bar is.
+    ax.figure.legend(fontsize=8, ncols=4, loc="outside lower center")
     ax.grid(axis="y", which="both", alpha=0.3)
 
 
 def plot_cost(rec: dict[str, Any], out: Path) -> Path:
     cost = rec["kernels"]["cpu_opv"]["cost"]
     rows = cost_rows(cost)
-    fig = Figure(figsize=(11, 5))
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
     ax = fig.subplots()
     _bars(ax, rows, list(rows))
     ax.set_ylabel("time per operation / getppid() (log)")
     ax.set_title(f"cpu_opv and its alternatives: cost ({rec['arch']}, {rec['accel']}, "
                  f"median of {cost['runs']} runs)")
-    fig.tight_layout()
     path = out / "cost.png"
     fig.savefig(path, dpi=100)
     return path
@@ -54,12 +54,11 @@ def plot_cost(rec: dict[str, Any], out: Path) -> Path:
 def plot_progress(rec: dict[str, Any], out: Path) -> Path:
     progress = rec["kernels"]["cpu_opv"]["progress"]
     rows = progress_rows(progress)
-    fig = Figure(figsize=(11, 5))
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
     ax = fig.subplots()
     _bars(ax, rows, [CONDITIONS[c] for c in rows])
     ax.set_ylabel("increments per second (log; a missing bar is 0 or skipped)")
     ax.set_title(f"cpu_opv and its alternatives: progress ({rec['arch']}, {rec['accel']})")
-    fig.tight_layout()
     path = out / "progress.png"
     fig.savefig(path, dpi=100)
     return path
