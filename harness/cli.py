@@ -410,7 +410,7 @@ def stage_evaluate(ctx: Context) -> Verdict:
     rec = evaluate.record({"cpu_opv": opv, "no_cpu_opv": plain}, meta)
     (out / "evaluation.json").write_text(json.dumps(rec, indent=2) + "\n")
     text = evaluate_report.markdown(rec)
-    (out / "evaluation.md").write_text(text)
+    (out / "evaluation.md").write_text(text + "\n")
     print(text, flush=True)
     echo(f"evaluate: {out}/evaluation.json and evaluation.md")
     # matplotlib is slow to import: only this stage pays for it.
