@@ -299,6 +299,23 @@ static int inc_rseq(int target)
 	}
 }
 
+/*
+ * The slow paths are out of line (noinline), as a library would write
+ * them, so that the fast path compiles as tightly as rseq's alone.
+ */
+static noinline int inc_cpu_opv_slow(int target)
+{
+	INC(stats->slow);
+	for (;;) {
+		int cpu = target < 0 ? ev_cpu() : target;
+		int ret = cpu_op_addv(&pc[cpu].count, 1, cpu);
+
+		if (!ret)
+			return 0;
+		opv_check(ret, "cpu_opv");
+	}
+}
+
 static int inc_cpu_opv(int target)
 {
 	int fails = 0;
@@ -311,37 +328,41 @@ static int inc_cpu_opv(int target)
 		INC(stats->aborts);
 		fails++;
 	}
-	INC(stats->slow);
-	for (;;) {
-		int cpu = target < 0 ? ev_cpu() : target;
-		int ret = cpu_op_addv(&pc[cpu].count, 1, cpu);
+	return inc_cpu_opv_slow(target);
+}
 
-		if (!ret)
-			return 0;
-		opv_check(ret, "cpu_opv");
-	}
+static noinline int inc_lock_slow(int target)
+{
+	int cpu = target < 0 ? ev_cpu() : target;
+
+	INC(stats->slow);
+	slow_enter(cpu);
+	STORE(pc[cpu].count, LOAD(pc[cpu].count) + 1);
+	slow_exit(cpu);
+	return 0;
 }
 
 static int inc_lock(int target)
 {
-	int fails = 0, cpu;
+	int fails = 0;
 
 	while (target < 0 && fails < ABORTS_BEFORE_SLOW) {
-		intptr_t old;
+		int cpu = ev_cpu();
+		intptr_t old = LOAD(pc[cpu].count);
 
-		cpu = ev_cpu();
-		old = LOAD(pc[cpu].count);
 		if (!ev_cmpeqv_cmpeqv_storev(&pc[cpu].count, old,
 					     &pc[cpu].slow, 0, old + 1, cpu))
 			return 0;
 		INC(stats->aborts);
 		fails++;
 	}
+	return inc_lock_slow(target);
+}
+
+static noinline int inc_dual_slow(int target)
+{
 	INC(stats->slow);
-	cpu = target < 0 ? ev_cpu() : target;
-	slow_enter(cpu);
-	STORE(pc[cpu].count, LOAD(pc[cpu].count) + 1);
-	slow_exit(cpu);
+	INC(pc[target < 0 ? ev_cpu() : target].remote);
 	return 0;
 }
 
@@ -357,9 +378,7 @@ static int inc_dual(int target)
 		INC(stats->aborts);
 		fails++;
 	}
-	INC(stats->slow);
-	INC(pc[target < 0 ? ev_cpu() : target].remote);
-	return 0;
+	return inc_dual_slow(target);
 }
 
 static int inc_atomic_pcpu(int target)
@@ -566,70 +585,86 @@ static void c_lock_rseq(long n)
 		spin_release(spin_rseq());
 }
 
-static intptr_t *spin_cpu_opv(bool slow)
+static noinline intptr_t *spin_cpu_opv_slow(void)
 {
-	int fails = slow ? ABORTS_BEFORE_SLOW : 0;
-
 	for (;;) {
-		int cpu = ev_cpu(), ret;
+		int cpu = ev_cpu();
+		int ret = cpu_op_cmpeqv_storev(&pc[cpu].lock, 0, 1, cpu);
 
-		if (fails < ABORTS_BEFORE_SLOW) {
-			ret = ev_cmpeqv_storev(&pc[cpu].lock, 0, 1, cpu);
-			fails += ret < 0;
-		} else {
-			ret = cpu_op_cmpeqv_storev(&pc[cpu].lock, 0, 1, cpu);
-			opv_check(ret, "cpu_opv");
-		}
+		opv_check(ret, "cpu_opv");
 		if (!ret)
 			return &pc[cpu].lock;
 	}
+}
+
+static intptr_t *spin_cpu_opv(void)
+{
+	int fails = 0;
+
+	while (fails < ABORTS_BEFORE_SLOW) {
+		int cpu = ev_cpu();
+		int ret = ev_cmpeqv_storev(&pc[cpu].lock, 0, 1, cpu);
+
+		if (!ret)
+			return &pc[cpu].lock;
+		fails += ret < 0;	/* 1: the lock is taken, spin */
+	}
+	return spin_cpu_opv_slow();
 }
 
 static void c_lock_cpu_opv_fast(long n)
 {
 	while (n--)
-		spin_release(spin_cpu_opv(false));
+		spin_release(spin_cpu_opv());
 }
 
 static void c_lock_cpu_opv_slow(long n)
 {
 	while (n--)
-		spin_release(spin_cpu_opv(true));
+		spin_release(spin_cpu_opv_slow());
 }
 
-static intptr_t *spin_lock_scheme(bool slow)
+static noinline intptr_t *spin_lock_scheme_slow(void)
 {
-	int fails = slow ? ABORTS_BEFORE_SLOW : 0;
-
 	for (;;) {
-		int cpu = ev_cpu(), ret;
+		int cpu = ev_cpu();
+		bool taken;
 
-		if (fails < ABORTS_BEFORE_SLOW) {
-			ret = ev_cmpeqv_cmpeqv_storev(&pc[cpu].lock, 0,
-						      &pc[cpu].slow, 0, 1, cpu);
-			fails += ret != 0;
-		} else {
-			slow_enter(cpu);
-			ret = LOAD(pc[cpu].lock) != 0;
-			if (!ret)
-				STORE(pc[cpu].lock, 1);
-			slow_exit(cpu);
-		}
-		if (!ret)
+		slow_enter(cpu);
+		taken = LOAD(pc[cpu].lock) != 0;
+		if (!taken)
+			STORE(pc[cpu].lock, 1);
+		slow_exit(cpu);
+		if (!taken)
 			return &pc[cpu].lock;
 	}
+}
+
+static intptr_t *spin_lock_scheme(void)
+{
+	int fails = 0;
+
+	while (fails < ABORTS_BEFORE_SLOW) {
+		int cpu = ev_cpu();
+
+		if (!ev_cmpeqv_cmpeqv_storev(&pc[cpu].lock, 0, &pc[cpu].slow, 0,
+					     1, cpu))
+			return &pc[cpu].lock;
+		fails++;
+	}
+	return spin_lock_scheme_slow();
 }
 
 static void c_lock_lock_fast(long n)
 {
 	while (n--)
-		spin_release(spin_lock_scheme(false));
+		spin_release(spin_lock_scheme());
 }
 
 static void c_lock_lock_slow(long n)
 {
 	while (n--)
-		spin_release(spin_lock_scheme(true));
+		spin_release(spin_lock_scheme_slow());
 }
 
 static intptr_t *spin_atomic(intptr_t *lock)
@@ -700,9 +735,8 @@ static void c_list_rseq(long n)
 		list_rseq();
 }
 
-static void list_cpu_opv_slow(void)
+static noinline void push_cpu_opv_slow(void)
 {
-	intptr_t load;
 	int cpu, ret;
 
 	do {
@@ -712,6 +746,13 @@ static void list_cpu_opv_slow(void)
 					   (intptr_t)&pc[cpu].node, cpu);
 		opv_check(ret, "cpu_opv push");
 	} while (ret);
+}
+
+static noinline void pop_cpu_opv_slow(void)
+{
+	intptr_t load;
+	int cpu, ret;
+
 	do {
 		cpu = ev_cpu();
 		ret = cpu_op_cmpnev_storeoffp_load(&pc[cpu].head, 0, NEXT_OFF,
@@ -727,30 +768,26 @@ static void list_cpu_opv_fast(void)
 	int cpu, ret, fails = 0;
 
 	do {
+		if (fails == ABORTS_BEFORE_SLOW) {
+			push_cpu_opv_slow();
+			break;
+		}
 		cpu = ev_cpu();
 		pc[cpu].node.next = LOAD(pc[cpu].head);
-		if (fails < ABORTS_BEFORE_SLOW) {
-			ret = ev_cmpeqv_storev(&pc[cpu].head, pc[cpu].node.next,
-					       (intptr_t)&pc[cpu].node, cpu);
-			fails += ret < 0;
-		} else {
-			ret = cpu_op_cmpeqv_storev(&pc[cpu].head, pc[cpu].node.next,
-						   (intptr_t)&pc[cpu].node, cpu);
-			opv_check(ret, "cpu_opv push");
-		}
+		ret = ev_cmpeqv_storev(&pc[cpu].head, pc[cpu].node.next,
+				       (intptr_t)&pc[cpu].node, cpu);
+		fails += ret < 0;
 	} while (ret);
 	fails = 0;
 	do {
-		cpu = ev_cpu();
-		if (fails < ABORTS_BEFORE_SLOW) {
-			ret = ev_cmpnev_storeoffp_load(&pc[cpu].head, 0, NEXT_OFF,
-						       &load, cpu);
-			fails += ret < 0;
-		} else {
-			ret = cpu_op_cmpnev_storeoffp_load(&pc[cpu].head, 0,
-							   NEXT_OFF, &load, cpu);
-			opv_check(ret, "cpu_opv pop");
+		if (fails == ABORTS_BEFORE_SLOW) {
+			pop_cpu_opv_slow();
+			break;
 		}
+		cpu = ev_cpu();
+		ret = ev_cmpnev_storeoffp_load(&pc[cpu].head, 0, NEXT_OFF,
+					       &load, cpu);
+		fails += ret < 0;
 	} while (ret);
 }
 
@@ -762,8 +799,10 @@ static void c_list_cpu_opv_fast(long n)
 
 static void c_list_cpu_opv_slow(long n)
 {
-	while (n--)
-		list_cpu_opv_slow();
+	while (n--) {
+		push_cpu_opv_slow();
+		pop_cpu_opv_slow();
+	}
 }
 
 static void list_lock_fast(void)
