@@ -121,8 +121,11 @@ def maxvec_section(maxvec: dict[str, Any]) -> list[str]:
     if "skip" in maxvec:
         return [head, "", f"Not measured: {maxvec['skip']}."]
     g = float(maxvec["getppid_ns"])
+    tracer = ("the kernel also has the preemptoff tracer, not used (it times every "
+              "section of the system)" if maxvec.get("preemptoff_tracer")
+              else "the preemptoff tracer is not in this kernel")
     lines = [head, "", f"Source: {maxvec['source']} (preempt_off_ns: the vector's run "
-             "with preemption disabled); the preemptoff tracer is not in this kernel.",
+             f"with preemption disabled); {tracer}.",
              "", "| target | calls | longest, ns | median, ns | longest / getppid() |",
              "|---|---:|---:|---:|---:|"]
     for name in ("local", "remote"):

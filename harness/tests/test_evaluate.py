@@ -165,6 +165,7 @@ def test_markdown_bolds_winners_and_explains_gaps() -> None:
     assert ("rseq + cpu_opv, skipped (not a cpu_opv kernel): "
             "another CPU's counter, a thread busy there") in text
     assert "| local | 200 | 20000 | 9000 | 40.0 |" in text
+    assert "the preemptoff tracer is not in this kernel" in text
     assert "Verdict: no measurable difference" in text
     assert "sent at 10000/s (2000/s delivered" in text
 

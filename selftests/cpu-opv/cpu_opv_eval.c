@@ -1413,6 +1413,25 @@ static void print_latency(const char *name, struct latency *l)
 	       name, l->n, l->max, l->n ? l->v[l->n / 2] : 0.0);
 }
 
+/*
+ * Whether the kernel has the preemptoff tracer. It is reported, not used:
+ * the tracepoint times exactly the vector, the tracer every section of
+ * the whole system.
+ */
+static bool has_preemptoff(void)
+{
+	FILE *f = fopen(TRACEFS "available_tracers", "r");
+	char word[64];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fscanf(f, "%63s", word) == 1)
+		found = !strcmp(word, "preemptoff");
+	fclose(f);
+	return found;
+}
+
 static int run_maxvec(long calls)
 {
 	static struct latency local, remote;
@@ -1444,7 +1463,8 @@ static int run_maxvec(long calls)
 	read_events(&local, &remote);
 	pin_mask(&all_cpus);
 	printf("{\"mode\": \"maxvec\", \"source\": \"tracepoint cpu_opv:cpu_opv\", ");
-	printf("\"preemptoff_tracer\": false, \"bytes\": 4216, ");
+	printf("\"preemptoff_tracer\": %s, \"bytes\": 4216, ",
+	       has_preemptoff() ? "true" : "false");
 	printf("\"getppid_ns\": %.1f, ", getppid_ns);
 	print_latency("local", &local);
 	printf(", ");
