@@ -419,7 +419,7 @@ def stage_evaluate(ctx: Context) -> Verdict:
     echo(f"evaluate: plots {' '.join(str(p) for p in plots)}")
     lost = evaluate.lost_increments(opv["progress"])
     if lost:
-        return Verdict(Blame.TEST, f"increments lost in {', '.join(lost)}")
+        return Verdict(Blame.TEST, f"increments lost or threads stuck in {', '.join(lost)}")
     return Verdict(Blame.NOBODY, rec["ctxsw_verdict"])
 
 

@@ -147,6 +147,8 @@ def progress_cell(entry: dict[str, Any], quiet: dict[str, Any] | None) -> Cell:
     """ops/s; @quiet, the same scheme alone on its CPU, to compare with."""
     if "skip" in entry:
         return Cell(None, str(entry["skip"]))
+    if "stuck" in entry:
+        return Cell(None, f"STUCK: {entry['stuck']}")
     notes = []
     if entry.get("sum_ok") is False:
         notes.append("LOST INCREMENTS")
@@ -172,10 +174,11 @@ def progress_rows(progress: dict[str, Any]) -> dict[str, dict[str, Cell]]:
 
 
 def lost_increments(progress: dict[str, Any]) -> list[str]:
-    """'condition/scheme' for each run whose counters missed an increment."""
-    return [f"{cond}/{scheme}"
+    """'condition/scheme' for each run whose counters missed an increment,
+    or whose threads did not stop (cpu_opv_eval gave up waiting)."""
+    return [f"{cond}/{scheme}{' (stuck: ' + e['stuck'] + ')' if 'stuck' in e else ''}"
             for cond, entries in progress["conditions"].items()
-            for scheme, e in entries.items() if e.get("sum_ok") is False]
+            for scheme, e in entries.items() if e.get("sum_ok") is False or "stuck" in e]
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,14 @@ def test_lost_increments_are_named_and_fail_the_run() -> None:
     assert "LOST INCREMENTS" in evaluate.progress_rows(p)["storm"]["cpu_opv"].note
 
 
+def test_a_stuck_run_is_shown_and_fails_the_run() -> None:
+    p = progress({"hotplug": {"setaffinity": {"stuck": "a worker did not stop: thread 7"}}})
+    assert evaluate.lost_increments(p) == [
+        "hotplug/setaffinity (stuck: a worker did not stop: thread 7)"]
+    cell = evaluate.progress_rows(p)["hotplug"]["setaffinity"]
+    assert cell == Cell(None, "STUCK: a worker did not stop: thread 7")
+
+
 @pytest.mark.parametrize(("with_opv", "without", "measurable", "said"), [
     (ctxsw(30.0, 28.0, 33.0), ctxsw(29.0, 27.0, 31.0), False, "no measurable difference"),
     (ctxsw(40.0, 38.0, 42.0), ctxsw(30.0, 28.0, 33.0), True, "+33.3% with CONFIG_CPU_OPV=y"),

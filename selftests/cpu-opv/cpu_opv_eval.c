@@ -1003,6 +1003,7 @@ struct worker {
 	int remote;		/* every other increment aims there; -1: none */
 	bool storm_target;
 	long ops, refused;
+	pid_t tid;
 };
 
 /* Counts increments until told to stop, on the CPUs of home_mask. */
@@ -1014,8 +1015,9 @@ static void *work(void *arg)
 	if (ev_register() && EVAL_HAVE_RSEQ)
 		die("rseq registration");
 	pin_mask(&home_mask);
+	STORE(w->tid, gettid());
 	if (w->storm_target)
-		STORE(storm_tid, gettid());
+		STORE(storm_tid, w->tid);
 	while (!LOAD(stop)) {
 		int target = w->remote >= 0 && (i++ & 1) ? w->remote : -1;
 
@@ -1042,8 +1044,10 @@ static void *signaller(void *arg)
 		sched_yield();
 	next = bench_now_ns();
 	while (!LOAD(stop)) {
+		/* The worker may have seen stop and exited meanwhile. */
 		if (syscall(SYS_tgkill, getpid(), tid, SIGALRM))
-			die("tgkill");
+			if (!LOAD(stop))
+				die("tgkill");
 		INC(signals_sent);
 		next += period;
 		while (bench_now_ns() < next && !LOAD(stop))
@@ -1099,8 +1103,11 @@ static int set_online(int cpu, int online)
 static int hp_cpu;
 static long hp_cycles;
 
+static pid_t hp_tid;
+
 static void *hotplug(void *arg)
 {
+	STORE(hp_tid, gettid());
 	while (!LOAD(stop)) {
 		if (set_online(hp_cpu, 0))
 			break;
@@ -1115,6 +1122,43 @@ enum condition { QUIET, STORM, HOTPLUG, NR_THREADED };
 
 static const char * const cond_names[] = { "quiet", "storm", "hotplug" };
 
+/* Set once a thread failed to stop: the later runs are not measured. */
+static const char *stuck;
+
+/* Where thread @tid of ours is: its state, kernel wait channel and syscall. */
+static void where(pid_t tid, char *buf, size_t len)
+{
+	static const char * const files[] = { "wchan", "syscall" };
+	char path[64], text[3][64] = { "", "", "" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%d/%s", tid, files[i]);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fscanf(f, "%63s", text[i]))
+				text[i][0] = 0;
+			fclose(f);
+		}
+	}
+	snprintf(buf, len, "thread %d: wchan %s, syscall %s", tid, text[0], text[1]);
+}
+
+/*
+ * Join @t by @deadline (CLOCK_REALTIME); a thread still running then is
+ * described in @buf, and stays behind.
+ */
+static bool join_by(pthread_t t, pid_t tid, const struct timespec *deadline,
+		    char *buf, size_t len)
+{
+	if (!pthread_timedjoin_np(t, NULL, deadline))
+		return true;
+	where(tid, buf, len);
+	return false;
+}
+
 /* One scheme, one condition, @secs seconds: print its JSON member. */
 static void progress_threads(const struct scheme *s, enum condition c,
 			     double secs)
@@ -1125,6 +1169,8 @@ static void progress_threads(const struct scheme *s, enum condition c,
 	};
 	int nw = c == STORM ? 2 : 1, i;
 	pthread_t th[2], helper;
+	struct timespec deadline;
+	char hung[160];
 	double t0;
 	intptr_t sum;
 
@@ -1142,12 +1188,21 @@ static void progress_threads(const struct scheme *s, enum condition c,
 	sleep_s(secs);
 	STORE(stop, 1);
 	secs = (bench_now_ns() - t0) / 1e9;
+	/* A thread that does not stop within 30 s is reported, not waited for. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 30;
 	/* The signaller first: it must not aim at a thread that is gone. */
-	if (c != QUIET)
-		pthread_join(helper, NULL);
-	for (i = 0; i < nw; i++)
-		pthread_join(th[i], NULL);
+	if (c != QUIET && !join_by(helper, c == STORM ? 0 : LOAD(hp_tid),
+				   &deadline, hung, sizeof(hung)))
+		stuck = "a helper thread did not stop";
+	for (i = 0; i < nw && !stuck; i++)
+		if (!join_by(th[i], LOAD(w[i].tid), &deadline, hung, sizeof(hung)))
+			stuck = "a worker did not stop";
 	CPU_CLR(hp_cpu, &home_mask);
+	if (stuck) {
+		printf("\"%s\": {\"stuck\": \"%s: %s\"}", s->name, stuck, hung);
+		return;
+	}
 	sum = counted();
 	printf("\"%s\": {\"ops_per_s\": %.1f, \"refused\": %ld, ",
 	       s->name, (w[0].ops + w[1].ops) / secs,
@@ -1269,7 +1324,7 @@ static int run_progress(double secs, bool hp)
 			const struct scheme *s = &schemes[i];
 
 			printf("%s\n  ", i ? "," : "");
-			skip = scheme_skip(s);
+			skip = stuck ? "an earlier run did not stop" : scheme_skip(s);
 			if (!skip && c == HOTPLUG)
 				skip = hp_skip;
 			if (skip)
