@@ -6,6 +6,7 @@
 #   make boot-test DEBUG=1                                      on a KASAN, KFENCE and lockup-detector kernel
 #   make bench                                                  cpu_opv costs, as ratios to getppid()
 #   make fuzz [SEED=1] [N=100000] [WORKERS=3] [DEBUG=1]         the cpu_opv fuzzer alone in the guest
+#   make evaluate                                               cpu_opv against its alternatives (docs/evaluation.md)
 #
 # Every target installs what it needs first (Debian packages through
 # scripts/setup-host.sh, a virtualenv in build/venv) and is quick when it is
@@ -30,17 +31,17 @@ PY_SOURCES := harness vm
 # Every shell script git tracks but the series' own (selftests/cpu-opv/,
 # which goes upstream through patches/ and is linted on its own below).
 SH_SOURCES := .ci/run scripts/setup-host.sh selftests/build.sh selftests/run-in-guest.sh \
-	vm/guest/init vm/guest/run-tests.sh
+	vm/guest/init vm/guest/run-tests.sh vm/guest/evaluate.sh
 
 .PHONY: all setup fetch patch config kernel guest-root selftests boot-test boot-test-all \
-	shell bench fuzz soak test check lint \
+	shell bench fuzz evaluate soak test check lint \
 	selftests-patch check-selftests-patch \
 	typecheck unit-test checkpatch series-check sparse clean help
 
 all: boot-test
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,12p' Makefile
 
 # --- setup ------------------------------------------------------------------
 
@@ -65,7 +66,7 @@ setup: $(VENV)/.ready
 FUZZ_ARGS = $(if $(SEED),--seed $(SEED)) $(if $(N),--calls $(N)) \
 	$(if $(WORKERS),--workers $(WORKERS)) $(if $(FUZZ_TIME),--fuzz-time $(FUZZ_TIME))
 
-fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench: $(VENV)/.ready
+fetch patch config kernel guest-root selftests boot-test boot-test-all shell bench evaluate: $(VENV)/.ready
 	@$(HARNESS) $@ $(FUZZ_ARGS)
 
 fuzz: $(VENV)/.ready
@@ -118,4 +119,5 @@ test: $(VENV)/.ready
 	@$(MAKE) --no-print-directory boot-test DEBUG=1
 
 clean:
-	rm -rf build/$(ARCH) build/$(ARCH)-debug build/$(ARCH)-bench
+	rm -rf build/$(ARCH) build/$(ARCH)-debug build/$(ARCH)-bench build/$(ARCH)-no-cpu-opv \
+		build/$(ARCH)-eval

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import (
     REPO,
@@ -29,6 +31,8 @@ from harness import (
     boot,
     build,
     checkpatch,
+    evaluate,
+    evaluate_report,
     fetch,
     fuzzing,
     guest_root,
@@ -386,6 +390,65 @@ def stage_fuzz(ctx: Context) -> Verdict:
     return tests_verdict(total, result.guest_rc)
 
 
+NO_CPU_OPV_CONFIG = REPO / "kernel-config" / "no-cpu-opv.config"
+EVAL_SCRIPT = REPO / "vm" / "guest" / "evaluate.sh"
+
+
+def _eval_guest(ctx: Context, programs: Path | None,
+                modes: tuple[str, ...]) -> tuple[dict[str, Any], Path]:
+    """cpu_opv_eval's @modes in a guest of @ctx's kernel; the selftests are
+    built for it unless @programs already holds them."""
+    image = stage_kernel(ctx)
+    root = stage_guest_root(ctx)
+    programs = programs or stage_selftests(ctx)
+    req = _boot_request(ctx, image, root)
+    shutil.rmtree(req.results, ignore_errors=True)
+    req.results.mkdir(parents=True)
+    echo(f"== evaluate: cpu_opv_eval {' '.join(modes)} in the guest")
+    result = boot.boot(req, [str(EVAL_SCRIPT), str(req.results),
+                             str(programs / "cpu-opv" / "cpu_opv_eval"), *modes])
+    boot.check_console(result, req.console_log)
+    echo(f"evaluate: guest finished in {result.seconds:.0f}s (exit {result.guest_rc})")
+    if result.guest_rc != 0:
+        said = [line for line in result.console.splitlines() if "cpu_opv_eval" in line]
+        raise evaluate.EvalError(evaluate.STAGE, f"cpu_opv_eval failed in the guest: "
+                                 f"{said[-1] if said else 'exit ' + str(result.guest_rc)}",
+                                 f"see {req.console_log} and {req.results}/*.err")
+    return evaluate.load(req.results, modes), programs
+
+
+def stage_evaluate(ctx: Context) -> Verdict:
+    """cpu_opv against its alternatives (docs/evaluation.md): cpu_opv_eval on
+    the bench kernel, and its ctxsw mode on that kernel without
+    CONFIG_CPU_OPV; the record, report and plots in build/<arch>-eval/."""
+    def variant(name: str, frags: list[Path]) -> Context:
+        return dataclasses.replace(ctx, paths=dataclasses.replace(ctx.paths, variant=name),
+                                   extra_config=[*ctx.extra_config, *frags], configured=None)
+
+    opv, programs = _eval_guest(variant("bench", [BENCH_CONFIG]), None, evaluate.MODES)
+    plain, _ = _eval_guest(variant("no-cpu-opv", [BENCH_CONFIG, NO_CPU_OPV_CONFIG]),
+                           programs, evaluate.PLAIN_MODES)
+    out = dataclasses.replace(ctx.paths, variant="eval").arch_dir
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"arch": ctx.paths.arch.name, "accel": "QEMU TCG", "cpus": opv["cost"]["cpus"],
+            "series": [p.name for p in patch.read_series(ctx.patches)],
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rec = evaluate.record({"cpu_opv": opv, "no_cpu_opv": plain}, meta)
+    (out / "evaluation.json").write_text(json.dumps(rec, indent=2) + "\n")
+    text = evaluate_report.markdown(rec)
+    (out / "evaluation.md").write_text(text + "\n")
+    print(text, flush=True)
+    echo(f"evaluate: {out}/evaluation.json and evaluation.md")
+    # matplotlib is slow to import: only this stage pays for it.
+    from harness import evaluate_plot
+    plots = evaluate_plot.render(out / "evaluation.json")
+    echo(f"evaluate: plots {' '.join(str(p) for p in plots)}")
+    lost = evaluate.lost_increments(opv["progress"])
+    if lost:
+        return Verdict(Blame.TEST, f"increments lost or threads stuck in {', '.join(lost)}")
+    return Verdict(Blame.NOBODY, rec["ctxsw_verdict"])
+
+
 def stage_shell(ctx: Context) -> int:
     image = stage_kernel(ctx)
     root = stage_guest_root(ctx)
@@ -512,6 +575,7 @@ STAGES = {
     "shell": stage_shell,
     "bench": stage_bench,
     "fuzz": stage_fuzz,
+    "evaluate": stage_evaluate,
     "checkpatch": stage_checkpatch,
     "series-check": stage_series_check,
     "sparse": stage_sparse,

@@ -43,6 +43,11 @@ Add the kselftests of cpu_opv(2):
   never completes with rseq alone (every step aborts the critical
   section) and completes with the cpu_opv fallback.
 - cpu-op.h/cpu-op.c: the cpu_opv helper library used by the tests.
+- cpu_opv_bench and cpu_opv_eval (built, not run by the selftests): the
+  cost of cpu_opv as ratios to getppid(), and cpu_opv measured against
+  the alternatives proposed for it (rseq alone, a slow-path lock with
+  membarrier, dual counters, atomics, sched_setaffinity); bench.h holds
+  their shared timing code.
 
 Two checkpatch findings are intended: RSEQ_INJECT_INPUT is pasted into
 an asm operand list, as in rseq's param_test.c, so it starts with a comma
@@ -51,6 +56,7 @@ cpu_opv system call itself missing.
 
 checkpatch: COMPLEX_MACRO: asm operand lists, as in rseq's param_test.c
 checkpatch: ENOSYS: the cpu_opv system call itself is missing
+checkpatch: ARCH_DEFINES: rseq critical sections exist per architecture
 
 Signed-off-by: {AUTHOR}
 """

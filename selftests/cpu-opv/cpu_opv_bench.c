@@ -31,20 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../kselftest.h"
+#include "bench.h"
 #include "cpu-op.h"
-
-#define MAX_RUNS	15
-
-struct bench {
-	const char *name;
-	long iters;		/* calls per run, before scaling */
-	void (*fn)(long n);
-	double ns[MAX_RUNS], ratio[MAX_RUNS];
-};
 
 static cpu_set_t all;
 static int cpus[CPU_SETSIZE], nr_cpus;
@@ -138,32 +129,6 @@ static void do_setaffinity_1op(long n)
 	}
 }
 
-static double ns_per_call(void (*fn)(long), long n)
-{
-	struct timespec a, b;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	fn(n);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	return ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_RUNS];
-
-	memcpy(s, v, n * sizeof(*v));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static void set_add(struct cpu_op *op, uint64_t *p)
 {
 	*op = (struct cpu_op){ .op = CPU_ADD_OP, .len = 8,
@@ -183,7 +148,7 @@ int main(int argc, char **argv)
 		{ "setaffinity_1op", 400, do_setaffinity_1op },
 	};
 	int nb = ARRAY_SIZE(benches);
-	int runs = 5, opt, r, b, i, cpu;
+	int runs = 5, opt, i, cpu;
 	double scale = 1;
 
 	while ((opt = getopt(argc, argv, "r:s:")) != -1) {
@@ -199,10 +164,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS || scale <= 0) {
-		fprintf(stderr, "cpu_opv_bench: RUNS is 1 to %d, SCALE > 0\n", MAX_RUNS);
+	if (bench_check_args("cpu_opv_bench", runs, scale))
 		return 2;
-	}
 	if (!cpu_op_available()) {
 		fprintf(stderr, "cpu_opv_bench: %s\n", cpu_op_unavailable_reason());
 		return 4;
@@ -221,21 +184,9 @@ int main(int argc, char **argv)
 	for (i = 1; i < 16; i++)
 		set_add(&maxvec[i], &counter);
 
-	for (r = 0; r < runs; r++) {
-		for (b = 0; b < nb; b++) {
-			long n = benches[b].iters * scale;
-
-			benches[b].fn(n / 10 + 1);	/* warm up */
-			benches[b].ns[r] = ns_per_call(benches[b].fn, n > 0 ? n : 1);
-			benches[b].ratio[r] = benches[b].ns[r] / benches[0].ns[r];
-		}
-	}
-
+	bench_run(benches, nb, runs, scale);
 	printf("{\"runs\": %d, \"cpus\": %d, \"cases\": {", runs, nr_cpus);
-	for (b = 0; b < nb; b++)
-		printf("%s\n  \"%s\": {\"ns\": %.0f, \"ratio\": %.3f}", b ? "," : "",
-		       benches[b].name, median(benches[b].ns, runs),
-		       median(benches[b].ratio, runs));
+	bench_print_cases(stdout, benches, nb, runs);
 	printf("\n}}\n");
 	return 0;
 }
