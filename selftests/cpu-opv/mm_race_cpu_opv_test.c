@@ -272,7 +272,7 @@ static void test_pinning_pressure(void)
 	while ((pid = wait(&status)) > 0)
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			bad++;
-	ksft_print_msg("pinning pressure: %d processes of 16-op, 62-page vectors and a memory hog, %d failed\n",
+	ksft_print_msg("pinning pressure: %d processes, 62-page vectors, memory hog: %d failed\n",
 		       nr_children, bad);
 	ksft_test_result(!bad, "pinning pressure: every process's data exact\n");
 }
