@@ -611,7 +611,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="fuzzer processes (default: CPUs - 1)")
     p.add_argument("--fuzz-time", type=int,
                    help="seconds the fuzzer may run (make fuzz: no bound; boot-test: "
-                   "300, DEBUG=1 1200)")
+                   "300, DEBUG=1 600)")
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "

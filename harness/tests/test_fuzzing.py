@@ -8,7 +8,7 @@ from harness import fuzzing, tap
 
 
 def test_boot_test_defaults() -> None:
-    assert fuzzing.spec(None, 5, None, None, "debug") == fuzzing.Spec(100_000, 5, 0, 1200)
+    assert fuzzing.spec(None, 5, None, None, "debug") == fuzzing.Spec(100_000, 5, 0, 600)
     assert fuzzing.spec(None, 5, None, None, "").calls == 10_000
     s = fuzzing.spec(123, None, 2, 0, "")
     assert s.calls == 123 and s.workers == 2 and s.seconds == 0 and s.seed >= 0
