@@ -44,6 +44,8 @@ static struct counter count[CPU_SETSIZE];
 static atomic_int stop;
 static atomic_long committed, slow_paths, remote_calls, signals;
 static int nr_possible;
+/* The CPUs this process may aim a vector at (cpu_opv: EINVAL for others). */
+static int targets[CPU_SETSIZE], nr_targets;
 
 static void on_alarm(int sig)
 {
@@ -70,10 +72,31 @@ static void add_local(void)
 	}
 }
 
+/*
+ * Every CPU, isolated ones (isolcpus=) included, which the default mask
+ * leaves out; then the targets are whatever the mask holds (a cpuset may
+ * refuse some).
+ */
+static void pick_targets(void)
+{
+	cpu_set_t mask;
+	int cpu;
+
+	CPU_ZERO(&mask);
+	for (cpu = 0; cpu < nr_possible; cpu++)
+		CPU_SET(cpu, &mask);
+	sched_setaffinity(0, sizeof(mask), &mask);
+	if (sched_getaffinity(0, sizeof(mask), &mask))
+		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
+	for (cpu = 0; cpu < nr_possible; cpu++)
+		if (CPU_ISSET(cpu, &mask))
+			targets[nr_targets++] = cpu;
+}
+
 /* One increment of another CPU's counter, online or not. */
 static void add_remote(unsigned int *seed)
 {
-	int cpu = rand_r(seed) % nr_possible;
+	int cpu = targets[rand_r(seed) % nr_targets];
 
 	atomic_fetch_add_explicit(&remote_calls, 1, memory_order_relaxed);
 	if (cpu_op_addv(&count[cpu].v, 1, cpu))
@@ -156,6 +179,7 @@ int main(int argc, char **argv)
 	if (geteuid() || nr_possible < 2 || set_online(nr_possible - 1, 1))
 		ksft_exit_skip("needs root, 2 CPUs and CPU hotplug\n");
 	ksft_set_plan(1);
+	pick_targets();
 
 	nr_threads = 2 * nr_possible;
 	threads = calloc(nr_threads, sizeof(*threads));

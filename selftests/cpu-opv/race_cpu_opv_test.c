@@ -34,6 +34,7 @@
 #include <sys/mount.h>
 #include <sys/shm.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -521,6 +522,22 @@ static int set_deadline(bool on)
 	return syscall(SYS_sched_setattr, 0, &a, 0);
 }
 
+/*
+ * isolcpus= leaves the isolated CPUs out of every task's default mask, but
+ * a task may still ask for them, and the deadline case is about a caller
+ * whose mask spans them. Best effort: a cpuset may refuse.
+ */
+static void widen_affinity(void)
+{
+	int cpu, n = get_nprocs_conf();
+	cpu_set_t all;
+
+	CPU_ZERO(&all);
+	for (cpu = 0; cpu < n && cpu < CPU_SETSIZE; cpu++)
+		CPU_SET(cpu, &all);
+	sched_setaffinity(0, sizeof(all), &all);
+}
+
 static int isolated_cpu(void)
 {
 	FILE *f = fopen("/sys/devices/system/cpu/isolated", "r");
@@ -589,6 +606,7 @@ int main(void)
 	if (!cpu_op_available())
 		ksft_exit_skip("%s\n", cpu_op_unavailable_reason());
 	page = sysconf(_SC_PAGESIZE);
+	widen_affinity();
 	if (sched_getaffinity(0, sizeof(allowed), &allowed))
 		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
 	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
