@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -61,10 +62,13 @@ class BootResult:
 
 
 def vng() -> str:
-    path = shutil.which("vng")
+    """vng from PATH (the Makefile puts build/venv/bin first), else the one
+    beside this Python: `build/venv/bin/python -m harness` finds it too."""
+    here = str(Path(sys.executable).parent)
+    path = shutil.which("vng", path=os.pathsep.join([os.environ.get("PATH", ""), here]))
     if path is None:
         raise BootError(STAGE, "virtme-ng (vng) is not installed",
-                        "run `make setup`, or use the Makefile, which puts build/venv/bin on PATH")
+                        "run `make setup` (it installs vng in build/venv)")
     return path
 
 

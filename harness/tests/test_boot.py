@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,18 @@ def test_vng_command_appends_kernel_parameters(tmp_path: Path,
     req = dataclasses.replace(_req(tmp_path), append=("isolcpus=3", "nohz=off"))
     argv = boot.vng_command(req, "echo hi")
     assert argv[argv.index("--append") + 1] == "isolcpus=3 nohz=off"
+
+
+def test_vng_found_beside_the_python_running_the_harness(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`build/venv/bin/python -m harness` without build/venv/bin on PATH."""
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "vng").write_text("#!/bin/sh\nexit 0\n")
+    (venv_bin / "vng").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert boot.vng() == str(venv_bin / "vng")
+    (venv_bin / "vng").unlink()
+    with pytest.raises(BootError, match="vng"):
+        boot.vng()
