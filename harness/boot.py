@@ -63,9 +63,15 @@ class BootResult:
 
 def vng() -> str:
     """vng from PATH (the Makefile puts build/venv/bin first), else the one
-    beside this Python: `build/venv/bin/python -m harness` finds it too."""
-    here = str(Path(sys.executable).parent)
-    path = shutil.which("vng", path=os.pathsep.join([os.environ.get("PATH", ""), here]))
+    beside this Python, for `build/venv/bin/python -m harness`; then that
+    directory goes on PATH, last, since vng runs its own tools (virtme-run)
+    from PATH."""
+    path = shutil.which("vng")
+    if path is None:
+        here = str(Path(sys.executable).parent)
+        path = shutil.which("vng", path=here)
+        if path is not None:
+            os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), here])
     if path is None:
         raise BootError(STAGE, "virtme-ng (vng) is not installed",
                         "run `make setup` (it installs vng in build/venv)")

@@ -151,6 +151,8 @@ def test_vng_found_beside_the_python_running_the_harness(
     monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert boot.vng() == str(venv_bin / "vng")
+    assert os.environ["PATH"].split(os.pathsep)[-1] == str(venv_bin)   # for virtme-run
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     (venv_bin / "vng").unlink()
     with pytest.raises(BootError, match="vng"):
         boot.vng()
