@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,7 +46,8 @@
 
 static double seconds = 10;
 static long page;
-static int nr_cpus;
+/* The CPUs of this process's mask: cpu_opv refuses others (isolcpus=). */
+static int cpus[CPU_SETSIZE], nr_cpus;
 static atomic_int stop;
 
 static double now_s(void)
@@ -119,7 +119,7 @@ static long race_two_adds(void *(*racer)(void *), intptr_t *q, intptr_t *p,
 		ksft_exit_fail_msg("pthread_create\n");
 	while (now_s() - t0 < seconds &&
 	       (n < MIN_CALLS || ok < MIN_EACH || *efaults < MIN_EACH)) {
-		int cpu = n % nr_cpus, ret = cpu_opv(ops, 2, cpu, 0);
+		int cpu = cpus[n % nr_cpus], ret = cpu_opv(ops, 2, cpu, 0);
 
 		n++;
 		if (!ret)
@@ -196,7 +196,7 @@ static int pin_child(unsigned int seed)
 		.u.arithmetic_op.count = 1,
 	};
 	while (now_s() - t0 < seconds) {
-		int cpu = rand_r(&seed) % nr_cpus;
+		int cpu = cpus[rand_r(&seed) % nr_cpus];
 
 		/* New source bytes every call, so a lost copy shows. */
 		for (i = 0; i < PRESSURE_OPS - 1; i++)
@@ -279,7 +279,8 @@ static void test_pinning_pressure(void)
 
 int main(int argc, char **argv)
 {
-	int opt;
+	cpu_set_t mask;
+	int opt, cpu;
 
 	while ((opt = getopt(argc, argv, "t:")) != -1) {
 		if (opt != 't') {
@@ -292,7 +293,11 @@ int main(int argc, char **argv)
 	if (!cpu_op_available())
 		ksft_exit_skip("%s\n", cpu_op_unavailable_reason());
 	page = sysconf(_SC_PAGESIZE);
-	nr_cpus = get_nprocs();
+	if (sched_getaffinity(0, sizeof(mask), &mask))
+		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &mask))
+			cpus[nr_cpus++] = cpu;
 	ksft_set_plan(3);
 	test_mprotect_race();
 	test_munmap_race();
