@@ -379,9 +379,13 @@ def stage_bench(ctx: Context) -> Verdict:
 def stage_fuzz(ctx: Context) -> Verdict:
     """make fuzz SEED=.. N=..: the fuzzer alone in the guest of the test
     kernel (DEBUG=1: the debug kernel); a mismatch or a kernel warning fails."""
+    if ctx.fuzz is not None:
+        ctx.fuzz, timeout = fuzzing.for_vm(ctx.fuzz, ctx.boot_timeout)
+        ctx = dataclasses.replace(ctx, boot_timeout=timeout)
     image = stage_kernel(ctx)
     root = stage_guest_root(ctx)
-    echo(f"== fuzz: python -m harness.fuzz in the guest ({ctx.fuzz})")
+    echo(f"== fuzz: python -m harness.fuzz in the guest ({ctx.fuzz}; "
+         f"the VM may run {ctx.boot_timeout}s)")
     req, result = _run_guest(ctx, image, root, "fuzz")
     boot.check_console(result, req.console_log)
     text, total = report.summary(fuzzing.collect(req.results))
@@ -610,8 +614,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="fuzzer calls (default: 10,000 per boot-test, 100,000 with DEBUG=1)")
     p.add_argument("--workers", type=int, help="fuzzer processes (default: CPUs - 1)")
     p.add_argument("--fuzz-time", type=int,
-                   help="seconds the fuzzer may run (make fuzz: no bound; boot-test: "
-                   "300, DEBUG=1 600)")
+                   help="seconds the fuzzer may run (make fuzz: BOOT_TIMEOUT - 300, and a "
+                   "longer one raises BOOT_TIMEOUT; boot-test: 300, DEBUG=1 600)")
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "

@@ -11,6 +11,7 @@ replays it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,3 +52,18 @@ def collect(results: Path) -> list[tap.TestResult]:
     if not taps:
         return [tap.TestResult("fuzz", tap.Status.ERROR, "no fuzz results: the fuzzer did not run")]
     return [tap.parse(f.read_text(errors="replace"), f"fuzz:{f.stem}") for f in taps]
+
+
+# Time the guest needs around a fuzz run: boot, the fuzzer's setup, and
+# the workers finishing their last batch after the deadline.
+GUEST_MARGIN = 300
+
+
+def for_vm(fuzz: Spec, boot_timeout: int) -> tuple[Spec, int]:
+    """make fuzz's run and the VM's timeout, made to agree: with no time
+    bound the fuzzer stops itself before the VM would be declared hung (and
+    says how many calls it made); with one past BOOT_TIMEOUT, the VM waits
+    for it."""
+    if fuzz.seconds <= 0:
+        return dataclasses.replace(fuzz, seconds=max(60, boot_timeout - GUEST_MARGIN)), boot_timeout
+    return fuzz, max(boot_timeout, fuzz.seconds + GUEST_MARGIN)

@@ -23,3 +23,15 @@ def test_guest_arg_is_one_word() -> None:
 def test_no_results_is_an_error(tmp_path: Path) -> None:
     [r] = fuzzing.collect(tmp_path)
     assert r.status is tap.Status.ERROR
+
+
+def test_make_fuzz_stops_before_the_vm_timeout() -> None:
+    """Unbounded, the fuzzer would run past BOOT_TIMEOUT and the VM be
+    declared hung with no verdict written (seen: FUZZ_TIME=2100, 1800)."""
+    unbounded = fuzzing.Spec(1_000_000, 1)
+    spec, timeout = fuzzing.for_vm(unbounded, 1800)
+    assert (spec.seconds, timeout) == (1500, 1800)
+    longer, timeout = fuzzing.for_vm(fuzzing.Spec(1_000_000, 1, 0, 2100), 1800)
+    assert (longer.seconds, timeout) == (2100, 2400)
+    short, timeout = fuzzing.for_vm(fuzzing.Spec(10, 1, 0, 60), 1800)
+    assert (short.seconds, timeout) == (60, 1800)
