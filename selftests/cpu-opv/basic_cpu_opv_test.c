@@ -964,7 +964,6 @@ int main(void)
 		test_efault_pfnmap, test_eagain, test_signals, test_serialize,
 	};
 	size_t i;
-	int cpu;
 
 	ksft_print_header();
 	if (!cpu_op_available())
@@ -977,11 +976,9 @@ int main(void)
 	    mprotect(RO, page, PROT_READ))
 		ksft_exit_fail_msg("test mappings: %s\n", strerror(errno));
 	nr_possible = count_possible_cpus();
-	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+	nr_allowed = cpu_op_allowed_cpus(allowed_cpus, &allowed);
+	if (nr_allowed < 0)
 		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &allowed))
-			allowed_cpus[nr_allowed++] = cpu;
 
 	ksft_set_plan(ARRAY_SIZE(tests));
 	for (i = 0; i < ARRAY_SIZE(tests); i++)

@@ -110,6 +110,21 @@ int cpu_op_get_current_cpu(void)
 	return cpu;
 }
 
+int cpu_op_allowed_cpus(int *cpus, cpu_set_t *mask)
+{
+	cpu_set_t set;
+	int cpu, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -1;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			cpus[n++] = cpu;
+	if (mask)
+		*mask = set;
+	return n;
+}
+
 /* Stopped by a compare (ret > 0) is 1, whichever compare it was. */
 static int cpu_op_run(struct cpu_op *ops, int opcnt, int cpu)
 {

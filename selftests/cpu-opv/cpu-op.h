@@ -10,6 +10,7 @@
 #ifndef CPU_OP_H
 #define CPU_OP_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -38,6 +39,14 @@ bool cpu_op_available(void);
 const char *cpu_op_unavailable_reason(void);
 
 int cpu_op_get_current_cpu(void);
+
+/*
+ * The CPUs this thread may run on, in increasing order: into cpus[],
+ * which has room for CPU_SETSIZE entries, and into *mask unless it is
+ * NULL. Returns how many, or -1 with errno set. Tests aim only at these
+ * CPUs: under isolcpus= or a cpuset, the others refuse a push (EINVAL).
+ */
+int cpu_op_allowed_cpus(int *cpus, cpu_set_t *mask);
 
 /* *v == *expect ? (*old = *v, *v = *n) : (*old = *v, return 1); len bytes. */
 int cpu_op_cmpxchg(void *v, void *expect, void *old, void *n, size_t len,

@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 		{ "setaffinity_1op", 400, do_setaffinity_1op },
 	};
 	int nb = ARRAY_SIZE(benches);
-	int runs = 5, opt, i, cpu;
+	int runs = 5, opt, i;
 	double scale = 1;
 
 	while ((opt = getopt(argc, argv, "r:s:")) != -1) {
@@ -170,11 +170,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cpu_opv_bench: %s\n", cpu_op_unavailable_reason());
 		return 4;
 	}
-	if (sched_getaffinity(0, sizeof(all), &all))
+	nr_cpus = cpu_op_allowed_cpus(cpus, &all);
+	if (nr_cpus < 0)
 		die("sched_getaffinity");
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &all))
-			cpus[nr_cpus++] = cpu;
 
 	set_add(&one[0], &counter);
 	for (i = 0; i < 16; i++)

@@ -86,11 +86,9 @@ static void pick_targets(void)
 	for (cpu = 0; cpu < nr_possible; cpu++)
 		CPU_SET(cpu, &mask);
 	sched_setaffinity(0, sizeof(mask), &mask);
-	if (sched_getaffinity(0, sizeof(mask), &mask))
+	nr_targets = cpu_op_allowed_cpus(targets, NULL);
+	if (nr_targets < 0)
 		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
-	for (cpu = 0; cpu < nr_possible; cpu++)
-		if (CPU_ISSET(cpu, &mask))
-			targets[nr_targets++] = cpu;
 }
 
 /* One increment of another CPU's counter, online or not. */

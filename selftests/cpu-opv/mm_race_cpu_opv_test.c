@@ -279,8 +279,7 @@ static void test_pinning_pressure(void)
 
 int main(int argc, char **argv)
 {
-	cpu_set_t mask;
-	int opt, cpu;
+	int opt;
 
 	while ((opt = getopt(argc, argv, "t:")) != -1) {
 		if (opt != 't') {
@@ -293,11 +292,9 @@ int main(int argc, char **argv)
 	if (!cpu_op_available())
 		ksft_exit_skip("%s\n", cpu_op_unavailable_reason());
 	page = sysconf(_SC_PAGESIZE);
-	if (sched_getaffinity(0, sizeof(mask), &mask))
+	nr_cpus = cpu_op_allowed_cpus(cpus, NULL);
+	if (nr_cpus < 0)
 		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &mask))
-			cpus[nr_cpus++] = cpu;
 	ksft_set_plan(3);
 	test_mprotect_race();
 	test_munmap_race();

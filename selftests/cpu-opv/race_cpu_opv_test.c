@@ -600,18 +600,14 @@ static void test_deadline_bandwidth(void)
 
 int main(void)
 {
-	int cpu;
-
 	ksft_print_header();
 	if (!cpu_op_available())
 		ksft_exit_skip("%s\n", cpu_op_unavailable_reason());
 	page = sysconf(_SC_PAGESIZE);
 	widen_affinity();
-	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+	nr_cpus = cpu_op_allowed_cpus(cpus, &allowed);
+	if (nr_cpus < 0)
 		ksft_exit_fail_msg("sched_getaffinity: %s\n", strerror(errno));
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &allowed))
-			cpus[nr_cpus++] = cpu;
 
 	ksft_set_plan(6);
 	test_live_reads("anonymous");
