@@ -632,27 +632,13 @@ static void test_cpu_not_allowed(void)
 	ksft_test_result(ok, "cpu not in the allowed mask: EINVAL\n");
 }
 
-static int set_online(int cpu, int online)
-{
-	char path[64];
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, online ? "1" : "0", 1) == 1 ? 0 : -1;
-	close(fd);
-	return ret;
-}
-
 static void test_offline_cpu(void)
 {
 	int cpu = second_allowed_cpu();
 	intptr_t x = 0, expect = 1, newv = 5;
 	bool ok = true;
 
-	if (cpu < 0 || geteuid() || set_online(cpu, 0)) {
+	if (cpu < 0 || geteuid() || cpu_op_set_online(cpu, false)) {
 		ksft_test_result_skip("offline cpu: needs root, 2 CPUs and CPU hotplug (%s)\n",
 				      cpu < 0 ? "one CPU" : geteuid() ? "not root" :
 				      strerror(errno));
@@ -662,7 +648,7 @@ static void test_offline_cpu(void)
 	ok &= EXPECT("cmpeqv_storev on offline cpu",
 		     cpu_op_cmpeqv_storev(&x, expect, newv, cpu), 0, 0);
 	ok &= check_val("ops ran", x, 5);
-	if (set_online(cpu, 1))
+	if (cpu_op_set_online(cpu, true))
 		ksft_exit_fail_msg("cannot bring cpu %d back online: %s\n",
 				   cpu, strerror(errno));
 	ksft_test_result(ok, "possible but offline cpu: runs\n");

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,21 @@ int cpu_op_allowed_cpus(int *cpus, cpu_set_t *mask)
 	if (mask)
 		*mask = set;
 	return n;
+}
+
+int cpu_op_set_online(int cpu, bool online)
+{
+	char path[64];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online",
+		 cpu);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, online ? "1" : "0", 1) == 1 ? 0 : -1;
+	close(fd);
+	return ret;
 }
 
 /* Stopped by a compare (ret > 0) is 1, whichever compare it was. */

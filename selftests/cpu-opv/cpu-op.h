@@ -48,6 +48,13 @@ int cpu_op_get_current_cpu(void);
  */
 int cpu_op_allowed_cpus(int *cpus, cpu_set_t *mask);
 
+/*
+ * Take a CPU offline (online false) or bring it back, through sysfs.
+ * Returns 0, or -1 with errno set: not root, no such CPU, or the kernel
+ * refused (the last online CPU, or one that cannot be hot-unplugged).
+ */
+int cpu_op_set_online(int cpu, bool online);
+
 /* *v == *expect ? (*old = *v, *v = *n) : (*old = *v, return 1); len bytes. */
 int cpu_op_cmpxchg(void *v, void *expect, void *old, void *n, size_t len,
 		   int cpu);

@@ -1085,21 +1085,6 @@ static void sleep_s(double s)
 		;
 }
 
-static int set_online(int cpu, int online)
-{
-	char path[64];
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online",
-		 cpu);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, online ? "1" : "0", 1) == 1 ? 0 : -1;
-	close(fd);
-	return ret;
-}
-
 static int hp_cpu;
 static long hp_cycles;
 
@@ -1109,9 +1094,9 @@ static void *hotplug(void *arg)
 {
 	STORE(hp_tid, gettid());
 	while (!LOAD(stop)) {
-		if (set_online(hp_cpu, 0))
+		if (cpu_op_set_online(hp_cpu, false))
 			break;
-		if (set_online(hp_cpu, 1))
+		if (cpu_op_set_online(hp_cpu, true))
 			die("CPU online");
 		hp_cycles++;
 	}
@@ -1293,9 +1278,9 @@ static const char *hotplug_skip(bool allowed)
 		return "needs 2 CPUs";
 	if (geteuid())
 		return "needs root";
-	if (set_online(hp_cpu, 0))
+	if (cpu_op_set_online(hp_cpu, false))
 		return "the CPU cannot go offline";
-	if (set_online(hp_cpu, 1))
+	if (cpu_op_set_online(hp_cpu, true))
 		die("CPU online");
 	return NULL;
 }

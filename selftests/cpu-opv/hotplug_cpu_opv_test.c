@@ -124,20 +124,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static int set_online(int cpu, int online)
-{
-	char path[64];
-	int fd, ret;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, online ? "1" : "0", 1) == 1 ? 0 : -1;
-	close(fd);
-	return ret;
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -174,7 +160,8 @@ int main(int argc, char **argv)
 	nr_possible = get_nprocs_conf();
 	if (nr_possible > CPU_SETSIZE)
 		nr_possible = CPU_SETSIZE;
-	if (geteuid() || nr_possible < 2 || set_online(nr_possible - 1, 1))
+	if (geteuid() || nr_possible < 2 ||
+	    cpu_op_set_online(nr_possible - 1, true))
 		ksft_exit_skip("needs root, 2 CPUs and CPU hotplug\n");
 	ksft_set_plan(1);
 	pick_targets();
@@ -196,9 +183,9 @@ int main(int argc, char **argv)
 	while (done < cycles && now_s() - t0 < seconds) {
 		int cpu = 1 + done % (nr_possible - 1);
 
-		if (set_online(cpu, 0)) {
+		if (cpu_op_set_online(cpu, false)) {
 			failed_offline++;	/* EBUSY now and then: try the next */
-		} else if (set_online(cpu, 1)) {
+		} else if (cpu_op_set_online(cpu, true)) {
 			ksft_exit_fail_msg("cpu %d does not come back online: %s\n",
 					   cpu, strerror(errno));
 		}
