@@ -261,10 +261,13 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResu
     return suites
 
 
-def _run_guest(ctx: Context, image: Path, root: Path | None,
-               profile: str) -> tuple[boot.BootRequest, boot.BootResult]:
-    """Boot the guest script with @profile, into a clean results directory."""
+def _run_guest(ctx: Context, image: Path, root: Path | None, profile: str,
+               timeout_s: int | None = None) -> tuple[boot.BootRequest, boot.BootResult]:
+    """Boot the guest script with @profile, into a clean results directory;
+    the VM may run timeout_s, or BOOT_TIMEOUT when that is None."""
     req = _boot_request(ctx, image, root)
+    if timeout_s is not None:
+        req = dataclasses.replace(req, timeout_s=timeout_s)
     # Stale results from an earlier run must never be read as this run's.
     shutil.rmtree(req.results, ignore_errors=True)
     req.results.mkdir(parents=True)
@@ -304,7 +307,8 @@ def _boot_test(ctx: Context, suites: list[tap.TestResult]) -> Verdict:
     t2 = time.monotonic()
     stage_selftests(ctx)
     echo("== boot: run every suite in the guest")
-    req, result = _run_guest(ctx, image, root, ctx.profile)
+    req, result = _run_guest(ctx, image, root, ctx.profile,
+                             fuzzing.boot_test_timeout(ctx.fuzz, ctx.boot_timeout))
     facts = boot.guest_facts(result.console)
     seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
             if facts.cpus is not None and facts.boot_s is not None else "")
@@ -615,7 +619,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="fuzzer processes (default: CPUs - 1)")
     p.add_argument("--fuzz-time", type=int,
                    help="seconds the fuzzer may run (make fuzz: BOOT_TIMEOUT - 300, and a "
-                   "longer one raises BOOT_TIMEOUT; boot-test: 300, DEBUG=1 600)")
+                   "longer one raises BOOT_TIMEOUT; boot-test: 300, DEBUG=1 1200)")
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "
