@@ -383,14 +383,15 @@ def stage_bench(ctx: Context) -> Verdict:
 def stage_fuzz(ctx: Context) -> Verdict:
     """make fuzz SEED=.. N=..: the fuzzer alone in the guest of the test
     kernel (DEBUG=1: the debug kernel); a mismatch or a kernel warning fails."""
+    timeout = ctx.boot_timeout
     if ctx.fuzz is not None:
-        ctx.fuzz, timeout = fuzzing.for_vm(ctx.fuzz, ctx.boot_timeout)
-        ctx = dataclasses.replace(ctx, boot_timeout=timeout)
+        fuzz, timeout = fuzzing.for_vm(ctx.fuzz, ctx.boot_timeout)
+        ctx = dataclasses.replace(ctx, fuzz=fuzz)
     image = stage_kernel(ctx)
     root = stage_guest_root(ctx)
     echo(f"== fuzz: python -m harness.fuzz in the guest ({ctx.fuzz}; "
-         f"the VM may run {ctx.boot_timeout}s)")
-    req, result = _run_guest(ctx, image, root, "fuzz")
+         f"the VM may run {timeout}s)")
+    req, result = _run_guest(ctx, image, root, "fuzz", timeout)
     boot.check_console(result, req.console_log)
     text, total = report.summary(fuzzing.collect(req.results))
     print(text, flush=True)
