@@ -1,17 +1,16 @@
 """rseq(2) bindings: struct rseq / rseq_cs as in 6.12's include/uapi/linux/rseq.h.
 
 Also reads the area glibc (2.35+) registers for every thread, found at
-`__rseq_offset` bytes from the thread pointer.  Getting the thread pointer
-from Python is per-architecture: only x86_64 is implemented (arch_prctl
-ARCH_GET_FS); elsewhere glibc_area() raises RseqUnsupported rather than
-guessing.
+`__rseq_offset` bytes from the thread pointer (harness/abi/tp.py reads
+that register; where it cannot, glibc_area() raises RseqUnsupported
+rather than guessing).
 """
 
 from __future__ import annotations
 
 import ctypes
 
-from harness.abi import syscalls
+from harness.abi import syscalls, tp
 from harness.abi.libc import SyscallError, libc, syscall
 from harness.abi.memory import Region
 
@@ -106,21 +105,12 @@ class RseqArea:
         self.region.close()
 
 
-ARCH_GET_FS = 0x1003
-
-
 def thread_pointer() -> int:
     """The calling thread's thread pointer (where glibc's TLS block hangs)."""
-    arch = syscalls.arch_name()
-    if arch == "x86_64":
-        # The thread pointer is the FS base; arch_prctl reads it without
-        # inline assembly.
-        fs = ctypes.c_ulong(0)
-        syscall("arch_prctl", ARCH_GET_FS, ctypes.addressof(fs))
-        return fs.value
-    raise RseqUnsupported(
-        f"reading the thread pointer from Python is not implemented on {arch} "
-        "(only x86_64: arch_prctl(ARCH_GET_FS))")
+    try:
+        return tp.thread_pointer()
+    except tp.ThreadPointerUnsupported as e:
+        raise RseqUnsupported(str(e)) from e
 
 
 def glibc_registration() -> tuple[int, int]:

@@ -19,7 +19,7 @@ from harness.errors import UserError
 # The README's ARCH row and the CI example's matrix list the architectures
 # a user can pick; each must have its data.
 README = REPO / "README.md"
-WORKFLOW = REPO / "docs" / "ci" / "github-actions.yml"
+WORKFLOW = REPO / ".github" / "workflows" / "boot-test.yml"
 
 
 def test_every_arch_has_data_and_fragment() -> None:
