@@ -147,6 +147,11 @@ class Context:
     outcome: Outcome | None = None
     # What the guest's fuzzer runs (make fuzz; the end of every boot-test).
     fuzz: fuzzing.Spec | None = None
+    # SEED, N, WORKERS and FUZZ_TIME as given, for the fuzz spec of each
+    # kernel boot-test-all boots (the defaults differ with DEBUG=1).
+    fuzz_knobs: tuple[int | None, int | None, int | None, int | None] = (None,) * 4
+    # The architectures boot-test-all boots on their DEBUG=1 kernel.
+    debug_arches: frozenset[str] = frozenset()
 
     def tree(self) -> source.Tree:
         if self.kernel_src is not None:
@@ -292,7 +297,7 @@ def stage_boot_test(ctx: Context) -> Verdict:
     except HarnessError as e:
         verdict = verdict_of(e)
     if ctx.outcome is None:
-        ctx.outcome = Outcome(ctx.paths.arch.name, verdict)
+        ctx.outcome = Outcome(ctx.paths.arch_dir.name, verdict)
     junit = results / "junit.xml"
     report.write_junit(suites, junit, verdict.rc, verdict.blame.value, verdict.why)
     echo(f"report: JUnit XML {junit}")
@@ -321,7 +326,7 @@ def _boot_test(ctx: Context, suites: list[tap.TestResult]) -> Verdict:
     print(text, flush=True)
     echo(f"report: raw TAP/KTAP under {req.results}")
     verdict = tests_verdict(total, result.guest_rc)
-    ctx.outcome = Outcome(ctx.paths.arch.name, verdict, t1 - t0, t2 - t1, facts, total)
+    ctx.outcome = Outcome(ctx.paths.arch_dir.name, verdict, t1 - t0, t2 - t1, facts, total)
     return verdict
 
 
@@ -531,12 +536,27 @@ def stage_sparse(ctx: Context) -> Verdict:
     return PASSED
 
 
+def all_context(ctx: Context, name: str) -> Context:
+    """boot-test-all's context for one architecture: its test kernel, or
+    its DEBUG=1 kernel when it is one of ctx.debug_arches."""
+    one = dataclasses.replace(ctx, paths=Paths(ctx.paths.build, arches.get(name)),
+                              configured=None, outcome=None)
+    if name in ctx.debug_arches:
+        one = debug_context(one)
+    one.fuzz = fuzzing.spec(*ctx.fuzz_knobs, one.paths.variant)
+    return one
+
+
 def stage_boot_test_all(ctx: Context) -> Verdict:
     """boot-test on every architecture in vm/arch/, one after the other."""
+    unknown = sorted(ctx.debug_arches - set(arches.names()))
+    if unknown:
+        raise UserError("boot-test-all", f"DEBUG_ARCHES: unknown architecture {', '.join(unknown)}",
+                        f"name some of {', '.join(arches.names())}")
     outcomes = []
     for name in arches.names():
-        one = dataclasses.replace(ctx, paths=Paths(ctx.paths.build, arches.get(name)),
-                                  configured=None, outcome=None)
+        one = all_context(ctx, name)
+        name = one.paths.arch_dir.name
         echo(f"=== boot-test-all: {name}")
         start = time.monotonic()
         verdict = _run_stage(stage_boot_test, one)
@@ -624,7 +644,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true",
                    default=os.environ.get("DEBUG", "") not in ("", "0"),
                    help="the KASAN, KFENCE and lockup-detector kernel, in "
-                   "build/<arch>-debug (DEBUG=1)")
+                   "build/<arch>-debug (DEBUG=1); boot-test-all: on every architecture")
+    p.add_argument("--debug-arches", default=os.environ.get("DEBUG_ARCHES") or "",
+                   help="boot-test-all: these architectures (comma or space separated) "
+                   "boot their DEBUG=1 kernel instead of the test kernel (make test: x86_64)")
     return p.parse_args(argv)
 
 
@@ -659,11 +682,15 @@ def main(argv: list[str] | None = None) -> int:
                       Path(args.kernel_src) if args.kernel_src else None,
                       Path(args.patches).resolve(), extra, args.boot_timeout,
                       args.profile, kernel_append(args.append))
-        if args.debug:
-            ctx = debug_context(ctx)
         fuzz_time = 0 if args.stage == "fuzz" and args.fuzz_time is None else args.fuzz_time
-        ctx.fuzz = fuzzing.spec(args.calls, args.seed, args.workers, fuzz_time,
-                                ctx.paths.variant)
+        ctx.fuzz_knobs = (args.calls, args.seed, args.workers, fuzz_time)
+        if args.stage == "boot-test-all":
+            # Each architecture gets its own variant in stage_boot_test_all.
+            ctx.debug_arches = frozenset(
+                arches.names() if args.debug else args.debug_arches.replace(",", " ").split())
+        elif args.debug:
+            ctx = debug_context(ctx)
+        ctx.fuzz = fuzzing.spec(*ctx.fuzz_knobs, ctx.paths.variant)
         verdict = _run_stage(STAGES[args.stage], ctx)
     except UserError as e:
         verdict = verdict_of(e)

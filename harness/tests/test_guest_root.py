@@ -77,3 +77,26 @@ def test_all_table_shows_each_arch() -> None:
     lines = table.splitlines()
     assert lines[1].split() == ["arm64", "0", "900s", "5s", "6s", "300s", "4", "500", "0", "9"]
     assert "build: make failed" in lines[2]
+
+
+def _all_ctx(tmp_path: Path, debug_arches: frozenset[str]) -> cli.Context:
+    return cli.Context(cli.Paths(tmp_path, arch.get("x86_64")), None, tmp_path, [], 1800,
+                       debug_arches=debug_arches)
+
+
+def test_boot_test_all_boots_the_debug_kernel_of_debug_arches(tmp_path: Path) -> None:
+    # make test: x86_64 on its DEBUG=1 kernel, the others on their test kernel.
+    ctx = _all_ctx(tmp_path, frozenset({"x86_64"}))
+    x86 = cli.all_context(ctx, "x86_64")
+    assert x86.paths.arch_dir == tmp_path / "x86_64-debug"
+    assert any(f.name == "debug-heavy.config" for f in x86.extra_config)
+    assert x86.fuzz is not None and x86.fuzz.calls == 100_000
+    a64 = cli.all_context(ctx, "arm64")
+    assert a64.paths.arch_dir == tmp_path / "arm64"
+    assert not any("debug-heavy" in f.name for f in a64.extra_config)
+    assert a64.fuzz is not None and a64.fuzz.calls == 10_000
+
+
+def test_boot_test_all_refuses_an_unknown_debug_arch(tmp_path: Path) -> None:
+    verdict = cli._run_stage(cli.stage_boot_test_all, _all_ctx(tmp_path, frozenset({"sparc"})))
+    assert verdict.rc == 2 and "DEBUG_ARCHES: unknown architecture sparc" in verdict.why
