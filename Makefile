@@ -31,7 +31,7 @@ HARNESS := PYTHONPATH=$(CURDIR) $(PY) -m harness
 PY_SOURCES := harness vm
 # Every shell script git tracks but the series' own (selftests/cpu-opv/,
 # which goes upstream through patches/ and is linted on its own below).
-SH_SOURCES := .ci/run scripts/setup-host.sh selftests/build.sh selftests/run-in-guest.sh \
+SH_SOURCES := .ci/run scripts/setup-host.sh selftests/build.sh vm/guest/run-selftests.sh \
 	vm/guest/init vm/guest/run-tests.sh vm/guest/evaluate.sh
 
 .PHONY: all setup fetch patch config kernel guest-root selftests boot-test boot-test-all \

@@ -254,9 +254,13 @@ def collect(results: Path, console_text: str, objdir: Path) -> list[tap.TestResu
                                      "no pytest results: the suites did not run"))
     for f in taps:
         suites.append(tap.parse(f.read_text(errors="replace"), f"pytest:{f.stem}"))
-    # selftests/run-in-guest.sh writes <suite>/<program>.tap.
+    # vm/guest/run-selftests.sh writes <suite>/<program>.tap.
     sdir = results / "selftests"
-    for f in sorted(sdir.glob("*/*.tap")) if sdir.is_dir() else []:
+    staps = sorted(sdir.glob("*/*.tap")) if sdir.is_dir() else []
+    if not staps:
+        suites.append(tap.TestResult("selftest", tap.Status.ERROR,
+                                     "no C selftest results: the selftests did not run"))
+    for f in staps:
         suites.append(tap.parse(f.read_text(errors="replace"),
                                 f"selftest:{f.parent.name}/{f.stem}"))
     # python -m harness.fuzz writes results/fuzz/<name>.tap: a model

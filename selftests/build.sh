@@ -7,7 +7,7 @@
 # as tools/testing/selftests/cpu-opv of KSRC) and of KSRC's own rseq
 # selftests, with the kselftest Makefiles, into OUTDIR/cpu-opv and
 # OUTDIR/rseq, and writes OUTDIR/kselftest-list.txt ("suite:program"
-# lines, what run-in-guest.sh runs). KSRC is only read: the selftests
+# lines, what run-selftests.sh runs). KSRC is only read: the selftests
 # framework is copied to OUTDIR/.build, the uapi headers are installed
 # there from KSRC. A KSRC without include/uapi/linux/cpu_opv.h (vanilla)
 # gets the rseq selftests only. Running it again with nothing changed

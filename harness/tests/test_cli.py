@@ -38,12 +38,12 @@ class Case:
 
 
 CASES = {
-    "passed": Case(EXIT_PASS, Blame.NOBODY, "1 passed, 0 failed"),
-    "a test failed": Case(EXIT_TEST_FAILED, Blame.TEST, "0 passed, 1 failed",
+    "passed": Case(EXIT_PASS, Blame.NOBODY, "2 passed, 0 failed"),
+    "a test failed": Case(EXIT_TEST_FAILED, Blame.TEST, "0 passed, 2 failed",
                           tap="KTAP version 1\n1..1\nnot ok 1 a\n"),
     "only skips": Case(EXIT_TEST_FAILED, Blame.TEST, "no test passed",
                        tap="KTAP version 1\n1..1\nok 1 a # SKIP nothing to do\n"),
-    "empty plan": Case(EXIT_TEST_FAILED, Blame.TEST, "0 passed, 0 failed, 0 skipped, 1 errors",
+    "empty plan": Case(EXIT_TEST_FAILED, Blame.TEST, "0 passed, 0 failed, 0 skipped, 2 errors",
                        tap="KTAP version 1\n1..0\n"),
     "guest script failed": Case(
         EXIT_TEST_FAILED, Blame.TEST, "the guest script exited 1 though no result failed",
@@ -82,8 +82,11 @@ def _setup(case: Case, fake_kernel: Path, tmp_path: Path,
     # make: "builds" the image, or prints the given error and fails.
     _script(bindir, "make", f"echo '{case.make}'; exit 2\n" if case.make
             else f"mkdir -p {image.parent} && touch {image}\n")
-    _script(bindir, "vng", f"mkdir -p {results}/pytest\n"
-            f"printf '%s' '{case.tap}' > {results}/pytest/t.tap\n{case.vng}")
+    # The same TAP for the pytest suites and the C selftests, which must both
+    # leave results (a run without either is an error, not a pass).
+    _script(bindir, "vng", f"mkdir -p {results}/pytest {results}/selftests/rseq\n"
+            f"printf '%s' '{case.tap}' > {results}/pytest/t.tap\n"
+            f"printf '%s' '{case.tap}' > {results}/selftests/rseq/t.tap\n{case.vng}")
     _script(bindir, "apt-get", "echo 'E: no network'; exit 100\n")
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("CPU_OPV_CACHE", str(tmp_path / "cache"))
@@ -175,4 +178,5 @@ def test_collect_reads_every_suite(tmp_path: Path) -> None:
 def test_collect_missing_pytest_is_failure(tmp_path: Path) -> None:
     (tmp_path / ".config").write_text("CONFIG_KUNIT=y\n")
     suites = cli.collect(tmp_path / "nothing", "no ktap here", tmp_path)
-    assert [s.status.value for s in suites] == ["error", "error"]
+    assert [s.status.value for s in suites] == ["error", "error", "error"]
+    assert any("the selftests did not run" in s.reason for s in suites)

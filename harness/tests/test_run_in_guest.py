@@ -1,4 +1,4 @@
-"""selftests/run-in-guest.sh honours each directory's kselftest settings
+"""vm/guest/run-selftests.sh honours each directory's kselftest settings
 file (timeout=N), on the host with toy programs: no VM needed."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness import REPO
 
-SCRIPT = REPO / "selftests" / "run-in-guest.sh"
+SCRIPT = REPO / "vm" / "guest" / "run-selftests.sh"
 
 
 def _program(out: Path, suite: str, name: str, body: str, settings: str | None) -> str:

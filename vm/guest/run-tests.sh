@@ -11,7 +11,7 @@ results=$2
 if [ "${3:-}" = required ]; then
 	export CPU_OPV_REQUIRED=1
 fi
-# quick (every boot-test) or full (make soak): see selftests/run-in-guest.sh;
+# quick (every boot-test) or full (make soak): see vm/guest/run-selftests.sh;
 # bench (make bench): cpu_opv_bench only; fuzz (make fuzz): the fuzzer only.
 export PROFILE=${4:-quick}
 # The fuzzer's run, "calls,seed,workers,seconds" (harness/fuzzing.py); none:
@@ -20,6 +20,7 @@ IFS=, read -r fuzz_calls fuzz_seed fuzz_workers fuzz_time <<< "${5:-}"
 # Seconds since the kernel started, and the CPUs it brought up: the host's
 # report shows both (harness.boot.guest_facts).
 echo "cpu-opv-guest: start uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(nproc)"
+echo "cpu-opv-guest: $arch guest, $(uname -m) kernel $(uname -r)"
 cd "$(dirname "$0")/../.." || exit 2
 export PYTHONPATH=$PWD PYTHONDONTWRITEBYTECODE=1
 # The host's venv, or the guest root's Python (vm/guest/init says which).
@@ -59,10 +60,16 @@ echo "cpu-opv-guest: pytest suites"
 timeout 1200 "$py" -m pytest -p vm.guest.tap_plugin --tap-dir "$results/pytest" \
 	-p no:cacheprovider -q -rs --durations=8 --color=no harness/suites || rc=1
 
-if [ -d "build/$arch/selftests" ]; then
-	echo "cpu-opv-guest: C selftests"
+# Built by the host next to the results (build/<arch>[-variant]/selftests):
+# the DEBUG=1 kernel's run must not depend on the test kernel's directory.
+selftests_dir=$(dirname "$results")/selftests
+echo "cpu-opv-guest: C selftests"
+if [ -d "$selftests_dir" ]; then
 	mkdir -p "$results/selftests"
-	selftests/run-in-guest.sh "build/$arch/selftests" "$results/selftests" || rc=1
+	vm/guest/run-selftests.sh "$selftests_dir" "$results/selftests" || rc=1
+else
+	echo "cpu-opv-guest: no C selftests in $selftests_dir"
+	rc=1
 fi
 
 # Last: a bounded fuzz run, on whatever state the suites left.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# run-in-guest.sh OUTDIR RESULTSDIR
+# run-selftests.sh OUTDIR RESULTSDIR
 #
 # Runs, in the guest (as root), every program of OUTDIR/kselftest-list.txt
 # as written by build.sh, each from its suite directory and under
