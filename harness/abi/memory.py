@@ -29,7 +29,8 @@ MAP_FAILED = ctypes.c_void_p(-1).value
 GUARD = 0xA5  # fill byte: a changed guard byte shows a stray write
 
 
-def _mmap(size: int, prot: int, flags: int, fd: int) -> int | None:
+def libc_mmap(size: int, prot: int, flags: int, fd: int) -> int | None:
+    """libc's mmap(NULL, size, prot, flags, fd, 0); None or MAP_FAILED on error."""
     f = libc().mmap
     f.restype = ctypes.c_void_p
     f.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
@@ -57,7 +58,7 @@ class Region:
                  fill: int | None = GUARD) -> None:
         self.size = -(-size // PAGE_SIZE) * PAGE_SIZE
         ctypes.set_errno(0)
-        addr = _mmap(self.size, prot, flags, fd)
+        addr = libc_mmap(self.size, prot, flags, fd)
         if addr is None or addr == MAP_FAILED:
             raise SyscallError(ctypes.get_errno(), "mmap")
         self.addr: int = addr

@@ -23,8 +23,8 @@ import struct
 import sys
 from collections.abc import Callable
 
-from harness.abi import syscalls
-from harness.abi.libc import libc, syscall
+from harness.abi import memory, syscalls
+from harness.abi.libc import syscall
 
 ARCH_GET_FS = 0x1003
 
@@ -56,13 +56,9 @@ def _code_reader(words: tuple[int, ...]) -> Callable[[], int | None]:
     fd = os.memfd_create("cpu-opv-read-tp", os.MFD_CLOEXEC)
     try:
         os.write(fd, code)
-        lib = libc()
-        lib.mmap.restype = ctypes.c_void_p
-        lib.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                             ctypes.c_int, ctypes.c_int, ctypes.c_long]
-        addr = lib.mmap(None, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC,
-                        mmap.MAP_PRIVATE, fd, 0)
-        if addr is None or addr == ctypes.c_void_p(-1).value:
+        addr = memory.libc_mmap(memory.PAGE_SIZE, memory.PROT_READ | mmap.PROT_EXEC,
+                                memory.MAP_PRIVATE, fd)
+        if addr is None or addr == memory.MAP_FAILED:
             err = ctypes.get_errno()
             raise ThreadPointerUnsupported(
                 f"cannot map the thread-pointer reader executable: {os.strerror(err)}")
