@@ -116,7 +116,7 @@ check: lint typecheck unit-test checkpatch check-selftests-patch
 # x86_64 on its DEBUG=1 kernel (the test kernel plus KASAN, KFENCE and the
 # lockup detectors: the same suites, and 100,000 fuzz calls), the others on
 # their test kernel.  x86_64's plain test kernel is left to `make
-# boot-test`: with it, a cold run would not fit CI's time (README, "Measured").
+# boot-test`: it adds about 13 minutes to a cold run (README, "Measured").
 test: $(VENV)/.ready
 	@$(MAKE) --no-print-directory patch
 	@$(MAKE) --no-print-directory check
