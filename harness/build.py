@@ -22,7 +22,7 @@ from harness import REPO
 from harness.arch import ArchConfig
 from harness.errors import BuildError, CompileError
 from harness.kconfig import make_argv
-from harness.run import echo, quote
+from harness.run import capturing, echo, quote
 
 STAGE = "build"
 TIMEOUT_S = 90 * 60
@@ -87,7 +87,9 @@ def build(arch: ArchConfig, srctree: Path, objdir: Path, lock: Path, log: Path) 
 def _run_make(argv: list[str], log: Path) -> None:
     echo(f"build: {quote(argv)}")
     echo(f"build: full log in {log}")
-    tty = sys.stderr.isatty()
+    # A build whose lines are kept for later (boot-test-all's next
+    # architecture) must not draw on the terminal either.
+    tty = sys.stderr.isatty() and not capturing()
     start = last = time.monotonic()
     steps = 0
     errors: list[str] = []

@@ -22,11 +22,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness import (
     REPO,
+    ahead,
     bench,
     boot,
     build,
@@ -131,6 +133,8 @@ class Outcome:
     facts: boot.GuestFacts | None = None
     counts: report.Counts | None = None
     error: str = ""
+    # boot-test-all: how long the guests waited for this one's build.
+    wait_s: float | None = None
 
 
 @dataclass
@@ -289,15 +293,41 @@ def _run_guest(ctx: Context, image: Path, root: Path | None, profile: str,
     return req, boot.boot(req, guest_argv)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a boot needs, built: the kernel image, the guest root (None for
+    an architecture vng boots on the host's root), the selftests."""
+
+    image: Path
+    root: Path | None
+    kernel_s: float
+    root_s: float
+
+
+def prepare(ctx: Context) -> Prepared:
+    t0 = time.monotonic()
+    image = stage_kernel(ctx)
+    t1 = time.monotonic()
+    root = stage_guest_root(ctx)
+    t2 = time.monotonic()
+    stage_selftests(ctx)
+    return Prepared(image, root, t1 - t0, t2 - t1)
+
+
 def stage_boot_test(ctx: Context) -> Verdict:
-    """The whole pipeline; whatever happens, results/junit.xml names the
-    verdict (a build error leaves one too, with no suite in it)."""
+    return boot_test(ctx, lambda: prepare(ctx))
+
+
+def boot_test(ctx: Context, prepared: Callable[[], Prepared]) -> Verdict:
+    """The whole pipeline, `prepared()` giving the built parts; whatever
+    happens, results/junit.xml names the verdict (a build error leaves one
+    too, with no suite in it)."""
     results = ctx.paths.results
     # Stale results from an earlier run must never be read as this run's.
     shutil.rmtree(results, ignore_errors=True)
     suites: list[tap.TestResult] = []
     try:
-        verdict = _boot_test(ctx, suites)
+        verdict = _boot_test(ctx, prepared(), suites)
     except HarnessError as e:
         verdict = verdict_of(e)
     if ctx.outcome is None:
@@ -308,15 +338,9 @@ def stage_boot_test(ctx: Context) -> Verdict:
     return verdict
 
 
-def _boot_test(ctx: Context, suites: list[tap.TestResult]) -> Verdict:
-    t0 = time.monotonic()
-    image = stage_kernel(ctx)
-    t1 = time.monotonic()
-    root = stage_guest_root(ctx)
-    t2 = time.monotonic()
-    stage_selftests(ctx)
+def _boot_test(ctx: Context, built: Prepared, suites: list[tap.TestResult]) -> Verdict:
     echo("== boot: run every suite in the guest")
-    req, result = _run_guest(ctx, image, root, ctx.profile,
+    req, result = _run_guest(ctx, built.image, built.root, ctx.profile,
                              fuzzing.boot_test_timeout(ctx.fuzz, ctx.boot_timeout))
     facts = boot.guest_facts(result.console)
     seen = (f"; {facts.cpus} CPUs, script started {facts.boot_s:.1f}s after the kernel"
@@ -330,7 +354,8 @@ def _boot_test(ctx: Context, suites: list[tap.TestResult]) -> Verdict:
     print(text, flush=True)
     echo(f"report: raw TAP/KTAP under {req.results}")
     verdict = tests_verdict(total, result.guest_rc)
-    ctx.outcome = Outcome(ctx.paths.arch_dir.name, verdict, t1 - t0, t2 - t1, facts, total)
+    ctx.outcome = Outcome(ctx.paths.arch_dir.name, verdict, built.kernel_s, built.root_s,
+                          facts, total)
     return verdict
 
 
@@ -551,22 +576,39 @@ def all_context(ctx: Context, name: str) -> Context:
     return one
 
 
+def boot_order(ctx: Context) -> list[str]:
+    """The DEBUG=1 kernels first: theirs are the longest guests, and the
+    other architectures build while they run; then vm/arch/'s order."""
+    return sorted(arches.names(), key=lambda name: name not in ctx.debug_arches)
+
+
 def stage_boot_test_all(ctx: Context) -> Verdict:
-    """boot-test on every architecture in vm/arch/, one after the other."""
+    """boot-test on every architecture in vm/arch/, one guest after the
+    other, each architecture built while the guest before it runs."""
     unknown = sorted(ctx.debug_arches - set(arches.names()))
     if unknown:
         raise UserError("boot-test-all", f"DEBUG_ARCHES: unknown architecture {', '.join(unknown)}",
                         f"name some of {', '.join(arches.names())}")
+    ones = [all_context(ctx, name) for name in boot_order(ctx)]
     outcomes = []
-    for name in arches.names():
-        one = all_context(ctx, name)
-        name = one.paths.arch_dir.name
-        echo(f"=== boot-test-all: {name}")
-        start = time.monotonic()
-        verdict = _run_stage(stage_boot_test, one)
-        outcomes.append(one.outcome or Outcome(name, verdict))
-        echo(f"=== boot-test-all: {name}: exit {verdict.rc} after "
-             f"{time.monotonic() - start:.0f}s, {verdict}")
+    with ahead.Ahead(ones, prepare) as builder:
+        for i, one in enumerate(ones):
+            name = one.paths.arch_dir.name
+            echo(f"=== boot-test-all: {name}")
+            start = time.monotonic()
+            if not builder.ready(i):
+                echo(f"=== boot-test-all: {name}: waiting for its kernel, guest root and "
+                     "selftests (built in the background at nice 19)")
+            got = builder.take(i)
+            for line in got.lines:
+                echo(line)
+            echo(f"=== boot-test-all: {name}: built in the background; "
+                 f"the guests waited {got.waited_s:.0f}s for it")
+            verdict = _run_stage(partial(boot_test, prepared=got.result), one)
+            outcome = one.outcome or Outcome(name, verdict)
+            outcomes.append(dataclasses.replace(outcome, wait_s=got.waited_s))
+            echo(f"=== boot-test-all: {name}: exit {verdict.rc} after "
+                 f"{time.monotonic() - start:.0f}s, {verdict}")
     print(all_table(outcomes), flush=True)
     worst = max(outcomes, key=lambda o: o.verdict.rc)
     if worst.verdict.rc == EXIT_PASS:
@@ -579,12 +621,16 @@ def _secs(value: float | None) -> str:
 
 
 def all_table(outcomes: list[Outcome]) -> str:
-    lines = [f"{'arch':<8} {'exit':>4} {'kernel':>7} {'root':>5} {'boot':>5} "
+    """One row per architecture: its kernel build, guest root, how long
+    the guests waited for them (they build while the guest before runs),
+    boot to the guest script, the tests, CPUs seen, the counts."""
+    lines = [f"{'arch':<8} {'exit':>4} {'kernel':>7} {'root':>5} {'wait':>5} {'boot':>5} "
              f"{'tests':>6} {'cpus':>4} {'passed':>6} {'failed':>6} {'skipped':>7}"]
     for o in outcomes:
         f, c = o.facts, o.counts
         row = (f"{o.arch:<8} {o.verdict.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
-               f"{_secs(f.boot_s if f else None):>5} {_secs(f.tests_s if f else None):>6} "
+               f"{_secs(o.wait_s):>5} {_secs(f.boot_s if f else None):>5} "
+               f"{_secs(f.tests_s if f else None):>6} "
                f"{(f.cpus if f and f.cpus else '-'):>4} ")
         if c is None:
             row += f"  ({o.verdict})"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness.errors import InfraError
@@ -16,8 +18,34 @@ def quote(argv: Sequence[str | Path]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
+# A thread's echo() lines go here instead of stderr while it runs inside
+# captured(): boot-test-all builds the next architecture in a thread of its
+# own while a guest runs, and prints that build's lines when it reaches it.
+_sink = threading.local()
+
+
 def echo(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    lines: list[str] | None = getattr(_sink, "lines", None)
+    if lines is not None:
+        lines.append(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+def capturing() -> bool:
+    """Whether this thread's echo() lines are being kept for later."""
+    return getattr(_sink, "lines", None) is not None
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[list[str]]:
+    """Keep this thread's echo() lines in the list yielded, for the while."""
+    lines: list[str] = []
+    _sink.lines = lines
+    try:
+        yield lines
+    finally:
+        _sink.lines = None
 
 
 def run(

@@ -71,11 +71,13 @@ def test_guest_facts() -> None:
 def test_all_table_shows_each_arch() -> None:
     table = cli.all_table([
         cli.Outcome("arm64", cli.PASSED, 900.0, 5.0, boot.GuestFacts(6.0, 300.0, 4),
-                    report.Counts(500, 0, 9)),
+                    report.Counts(500, 0, 9), wait_s=120.0),
         cli.Outcome("arm", cli.Verdict(Blame.HOST, "build: make failed")),
     ])
     lines = table.splitlines()
-    assert lines[1].split() == ["arm64", "0", "900s", "5s", "6s", "300s", "4", "500", "0", "9"]
+    assert lines[0].split()[2:6] == ["kernel", "root", "wait", "boot"]
+    assert lines[1].split() == ["arm64", "0", "900s", "5s", "120s", "6s", "300s", "4", "500",
+                                "0", "9"]
     assert "build: make failed" in lines[2]
 
 
