@@ -1,7 +1,7 @@
 # cpu_opv: the kernel series, its harness and its tests.
 #
 #   make boot-test [ARCH=x86_64] [KERNEL_SRC=/path/to/linux]   the main job
-#   make boot-test-all                                          boot-test on every architecture in vm/arch/
+#   make boot-test-all                                          boot-test on every architecture in vm/arch/ (the next one building while a guest runs)
 #   make test                                                   host checks, boot-test-all (x86_64 with DEBUG=1)
 #   make boot-test DEBUG=1                                      on a KASAN, KFENCE and lockup-detector kernel
 #   make bench                                                  cpu_opv costs, as ratios to getppid()

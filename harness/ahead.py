@@ -24,14 +24,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from harness.run import captured
+from harness import run
 
 K = TypeVar("K")
 T = TypeVar("T")
 
 # The builder's nice value: below every guest, so a guest runs as fast as
 # it would alone.  A thread's nice value is its own on Linux, and the
-# make and gcc it starts inherit it.
+# make and gcc it starts inherit it; run.background() also puts them in a
+# demoted scheduler autogroup, without which nice would not reach across
+# sessions.
 NICE = 19
 
 
@@ -76,8 +78,9 @@ class Ahead(Generic[K, T]):
     def __exit__(self, *exc: object) -> None:
         # Whatever has not started is not started: an interrupted or failed
         # run must not go on building in the background.  A build already
-        # running ends with its make (interrupted with it from a terminal).
+        # running is killed: its session of its own gets no Ctrl-C.
         self._stop.set()
+        run.kill_background()
 
     def _work(self) -> None:
         try:
@@ -88,7 +91,7 @@ class Ahead(Generic[K, T]):
             if self._stop.is_set():
                 slot.error = Cancelled(f"not prepared: the run stopped before {key}")
             else:
-                with captured() as lines:
+                with run.captured() as lines, run.background():
                     try:
                         slot.value = self._prepare(key)
                     except BaseException as e:    # handed to take()'s caller

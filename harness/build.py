@@ -22,7 +22,7 @@ from harness import REPO
 from harness.arch import ArchConfig
 from harness.errors import BuildError, CompileError
 from harness.kconfig import make_argv
-from harness.run import capturing, echo, quote
+from harness.run import capturing, echo, popen, quote, reap
 
 STAGE = "build"
 TIMEOUT_S = 90 * 60
@@ -94,9 +94,8 @@ def _run_make(argv: list[str], log: Path) -> None:
     steps = 0
     errors: list[str] = []
     env = {**os.environ, **make_env()}
-    with log.open("w") as logf, subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=env) as proc:
+    with log.open("w") as logf, popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             logf.write(line)
@@ -117,6 +116,7 @@ def _run_make(argv: list[str], log: Path) -> None:
                 echo(f"build: {steps} steps, {now - start:.0f}s")
                 last = now
         rc = proc.wait()
+    reap(proc)
     if tty:
         print(file=sys.stderr)
     elapsed = time.monotonic() - start

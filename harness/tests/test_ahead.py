@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ahead, arch, cli, report
-from harness.errors import Blame, CompileError
+from harness import ahead, arch, cli, report, run
+from harness.errors import Blame, CompileError, InfraError
 from harness.run import echo
 
 WAIT = 10.0     # seconds a test waits for the other thread: a hang, not a pass
@@ -137,3 +137,22 @@ def test_boot_test_all_overlaps_builds_with_guests(tmp_path: Path,
     table = err.out.splitlines()
     assert [row.split()[0] for row in table[1:]] == [
         f"{first}-debug", *order[1:]]
+
+
+def test_background_commands_run_in_a_demoted_session_of_their_own() -> None:
+    # nice alone does not reach across autogroups: QEMU runs in a session
+    # of its own, so the build must be in one too, with the group's nice
+    # value raised.
+    with run.background():
+        got = run.run(["sh", "-c", "cat /proc/self/autogroup; ps -o sid= -p $$"],
+                      stage="t", timeout=10).stdout.split()
+    assert int(got[-1]) != os.getsid(0)
+    if os.path.exists("/proc/self/autogroup"):
+        assert got[1:3] == ["nice", str(run.BACKGROUND_NICE)]
+    plain = run.run(["sh", "-c", "ps -o sid= -p $$"], stage="t", timeout=10).stdout
+    assert int(plain) == os.getsid(0)
+
+
+def test_a_missing_command_in_the_background_says_make_setup() -> None:
+    with run.background(), pytest.raises(InfraError, match="command not found"):
+        run.run(["no-such-command-here"], stage="t", timeout=10)
