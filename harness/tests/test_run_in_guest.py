@@ -39,3 +39,33 @@ def test_settings_timeout_per_directory(tmp_path: Path) -> None:
     assert status == {"strict/slow": "TIMEOUT", "unlimited/slow": "TIMEOUT",
                       "roomy/quick": "PASS", "plain/quick": "PASS"}
     assert (tmp_path / "res" / "strict" / "slow.rc").read_text().strip() == "124"
+
+
+def _args_seen(tmp_path: Path, profile: str) -> dict[str, str]:
+    """What each cpu-opv program was given under PROFILE, by toy programs
+    that print their arguments."""
+    out = tmp_path / profile
+    listing = "".join(_program(out, "cpu-opv", name, 'echo "args:$*"\n', None)
+                      for name in ("single_step_test", "mm_race_cpu_opv_test",
+                                   "basic_cpu_opv_test"))
+    (out / "kselftest-list.txt").write_text(listing)
+    res = tmp_path / f"res-{profile}"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out), str(res)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PROFILE": profile})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = {}
+    for tap_file in (res / "cpu-opv").glob("*.tap"):
+        line = next(x for x in tap_file.read_text().splitlines() if "args:" in x)
+        seen[tap_file.stem] = line.split("args:", 1)[1]
+    return seen
+
+
+def test_quick_profile_shortens_only_what_it_names(tmp_path: Path) -> None:
+    # The quick profile (every boot-test) cuts single-stepping to 2,000
+    # steps; make soak (full) runs the programs' own defaults.
+    assert _args_seen(tmp_path, "quick") == {"single_step_test": "-s 2000",
+                                             "mm_race_cpu_opv_test": "-t 8",
+                                             "basic_cpu_opv_test": ""}
+    assert _args_seen(tmp_path, "full") == {"single_step_test": "",
+                                            "mm_race_cpu_opv_test": "-t 60",
+                                            "basic_cpu_opv_test": ""}

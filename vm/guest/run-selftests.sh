@@ -68,6 +68,11 @@ args_for() {
 	quick:cpu-opv*:hotplug_cpu_opv_test) echo "-c 40 -t 45" ;;
 	full:cpu-opv*:hotplug_cpu_opv_test) echo "-c 1000 -t 1500" ;;
 	quick:cpu-opv*:mm_race_cpu_opv_test) echo "-t 8" ;;
+	# rseq alone never completes the single-stepped increment and the
+	# cpu_opv fallback does in ~300 steps: 2,000 steps (~130 aborted rseq
+	# attempts) show both.  The default 10,000 kept the guest idle for
+	# 35-45 s under TCG, each step a ptrace stop; make soak keeps them.
+	quick:cpu-opv*:single_step_test) echo "-s 2000" ;;
 	full:cpu-opv*:mm_race_cpu_opv_test) echo "-t 60" ;;
 	esac
 }
