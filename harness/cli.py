@@ -624,11 +624,14 @@ def all_table(outcomes: list[Outcome]) -> str:
     """One row per architecture: its kernel build, guest root, how long
     the guests waited for them (they build while the guest before runs),
     boot to the guest script, the tests, CPUs seen, the counts."""
-    lines = [f"{'arch':<8} {'exit':>4} {'kernel':>7} {'root':>5} {'wait':>5} {'boot':>5} "
+    # The first column as wide as its longest name ("x86_64-debug"), so
+    # that the rest line up under their headings.
+    w = max([len("arch")] + [len(o.arch) for o in outcomes])
+    lines = [f"{'arch':<{w}} {'exit':>4} {'kernel':>7} {'root':>5} {'wait':>5} {'boot':>5} "
              f"{'tests':>6} {'cpus':>4} {'passed':>6} {'failed':>6} {'skipped':>7}"]
     for o in outcomes:
         f, c = o.facts, o.counts
-        row = (f"{o.arch:<8} {o.verdict.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
+        row = (f"{o.arch:<{w}} {o.verdict.rc:>4} {_secs(o.build_s):>7} {_secs(o.guest_root_s):>5} "
                f"{_secs(o.wait_s):>5} {_secs(f.boot_s if f else None):>5} "
                f"{_secs(f.tests_s if f else None):>6} "
                f"{(f.cpus if f and f.cpus else '-'):>4} ")

@@ -81,6 +81,21 @@ def test_all_table_shows_each_arch() -> None:
     assert "build: make failed" in lines[2]
 
 
+def test_all_table_columns_line_up_under_a_long_arch_name() -> None:
+    facts = boot.GuestFacts(32.0, 922.0, 4)
+    table = cli.all_table([
+        cli.Outcome("x86_64-debug", cli.PASSED, 511.0, 0.0, facts, report.Counts(575, 0, 6),
+                    wait_s=530.0),
+        cli.Outcome("arm", cli.PASSED, 1059.0, 4.0, facts, report.Counts(499, 0, 11)),
+    ])
+    head, *rows = table.splitlines()
+    # Each heading ends where its numbers end.
+    for word in ("exit", "kernel", "wait", "skipped"):
+        end = head.index(word) + len(word)
+        assert all(row[end - 1] != " " and (end == len(row) or row[end] == " ")
+                   for row in rows), (word, table)
+
+
 def _all_ctx(tmp_path: Path, debug_arches: frozenset[str]) -> cli.Context:
     return cli.Context(cli.Paths(tmp_path, arch.get("x86_64")), None, tmp_path, [], 1800,
                        debug_arches=debug_arches)
