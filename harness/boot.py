@@ -33,6 +33,7 @@ STAGE = "boot"
 GUEST_SCRIPT = REPO / "vm" / "guest" / "run-tests.sh"
 START_MARK = "cpu-opv-guest: start"
 DONE_MARK = "cpu-opv-guest: done rc="
+INIT_MARK = "cpu-opv-init: "
 PROBE_TIMEOUT_S = 30
 
 
@@ -197,6 +198,10 @@ def _copy(proc: subprocess.Popen[bytes], log: BinaryIO) -> None:
 
 
 def _progress(text: str) -> str:
+    # vm/guest/init says why it gave up, then prints the done marker itself.
+    init = re.search(rf"^.*?{INIT_MARK}(.*)$", text, re.MULTILINE)
+    if init and START_MARK not in text:
+        return f"its init gave up: {init[1].strip()}"
     if DONE_MARK in text:
         return "the guest script finished but QEMU did not exit"
     if START_MARK in text:

@@ -81,12 +81,18 @@ def test_warning_fails_even_when_tests_pass(tmp_path: Path,
         boot.check_console(res, tmp_path / "console.log")
 
 
-# The three ways a VM fails, told apart by the console markers and the
+# The ways a VM fails, told apart by the console markers and the
 # launcher's exit status together (vng says 255 for a VM that died).
 VM_FAILURES = {
     "never reached the script": (
         "echo 'Linux version 6.12.107'\nexit 255\n",
         r"never reached its script .*never ran the guest script; the VM's exit status 255"),
+    "its init gave up": (
+        "echo 'Linux version 6.12.107'\n"
+        "echo 'cpu-opv-init: cannot mount the repository at /root/r'\n"
+        "echo 'cpu-opv-guest: done rc=2'\nexit 0\n",
+        r"never reached its script \(its init gave up: cannot mount the repository "
+        r"at /root/r; the VM's exit status 0\)"),
     "died during the script": (
         "echo 'Linux version 6.12.107'\necho 'cpu-opv-guest: start'\nexit 255\n",
         r"VM died while the guest script ran .*exit status 255"),

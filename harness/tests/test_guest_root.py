@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import arch, boot, cli, guest_root, report
+from harness import REPO, arch, boot, cli, guest_root, report
 from harness.errors import Blame
 
 SOURCES = """\
@@ -117,3 +117,15 @@ def test_boot_test_all_boots_the_debug_kernel_of_debug_arches(tmp_path: Path) ->
 def test_boot_test_all_refuses_an_unknown_debug_arch(tmp_path: Path) -> None:
     verdict = cli._run_stage(cli.stage_boot_test_all, _all_ctx(tmp_path, frozenset({"sparc"})))
     assert verdict.rc == 2 and "DEBUG_ARCHES: unknown architecture sparc" in verdict.why
+
+
+def test_init_makes_the_repo_mountpoint_after_the_tmpfs_that_would_hide_it() -> None:
+    # A clone in /root/cpu-opv: the guest root has that directory, but
+    # init's tmpfs on /root hid it, and the 9p mount failed (seen in a
+    # fresh Debian 12 chroot, 2026-12-04).
+    lines = (REPO / "vm/guest/init").read_text().splitlines()
+    last_tmpfs = max(i for i, line in enumerate(lines)
+                     if line.startswith("mount -t tmpfs"))
+    mkdir = lines.index('mkdir -p "$cpu_opv_repo" 2>/dev/null')
+    ninep = next(i for i, line in enumerate(lines) if line.startswith("mount -t 9p"))
+    assert last_tmpfs < mkdir < ninep
