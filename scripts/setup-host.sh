@@ -10,6 +10,24 @@ PKGS=(
 	git rsync xz-utils python3-venv udev sparse qemu-utils
 	shellcheck	# make lint
 )
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || {
+		echo "setup: not root and no sudo: install ${PKGS[*]} python3 and the vm/arch/*.toml host_packages by hand" >&2
+		exit 2
+	}
+	SUDO=(sudo)
+fi
+
+# The package list below is read with Python; a minimal Debian 12
+# (debootstrap's minbase, some container images) has none yet.
+if ! command -v python3 >/dev/null; then
+	echo "setup: apt-get update; installing python3 (to read vm/arch/)"
+	"${SUDO[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq \
+		--no-install-recommends python3 >/dev/null
+fi
+
 # Each architecture's own (QEMU, cross compiler, its libc for the static
 # selftests) from its data file, vm/arch/<name>.toml.
 here=$(dirname "$(realpath "$0")")
@@ -18,15 +36,6 @@ import sys, tomllib, pathlib
 for f in sorted(pathlib.Path(sys.argv[1]).glob("*.toml")):
     print("\n".join(tomllib.loads(f.read_text())["host_packages"]))
 ' "$here/../vm/arch")
-
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null || {
-		echo "setup: not root and no sudo: install ${PKGS[*]} by hand" >&2
-		exit 2
-	}
-	SUDO=(sudo)
-fi
 
 missing=()
 for p in "${PKGS[@]}"; do
