@@ -199,7 +199,7 @@ def _copy(proc: subprocess.Popen[bytes], log: BinaryIO) -> None:
 
 def _progress(text: str) -> str:
     # vm/guest/init says why it gave up, then prints the done marker itself.
-    init = re.search(rf"^.*?{INIT_MARK}(.*)$", text, re.MULTILINE)
+    init = re.search(rf"^.*?{re.escape(INIT_MARK)}(.*)$", text, re.MULTILINE)
     if init and START_MARK not in text:
         return f"its init gave up: {init[1].strip()}"
     if DONE_MARK in text:

@@ -19,11 +19,28 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO=(sudo)
 fi
 
+# deb-src: copy each deb822 stanza of the system's sources with Types: deb-src.
+srcfile=/etc/apt/sources.list.d/cpu-opv-deb-src.sources
+need_update=0
+if [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list.d/debian.sources ]; then
+	sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
+		"${SUDO[@]}" tee "$srcfile" >/dev/null
+	need_update=1
+elif [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list ] &&
+	! grep -q '^deb-src' /etc/apt/sources.list; then
+	grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' |
+		"${SUDO[@]}" tee /etc/apt/sources.list.d/cpu-opv-deb-src.list >/dev/null
+	need_update=1
+fi
+
 # The package list below is read with Python; a minimal Debian 12
-# (debootstrap's minbase, some container images) has none yet.
+# (debootstrap's minbase, some container images) has none yet.  The
+# deb-src entry is in place first, so that this one update serves both.
+updated=0
 if ! command -v python3 >/dev/null; then
 	echo "setup: apt-get update; installing python3 (to read vm/arch/)"
 	"${SUDO[@]}" apt-get update -qq
+	updated=1
 	DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq \
 		--no-install-recommends python3 >/dev/null
 fi
@@ -43,21 +60,7 @@ for p in "${PKGS[@]}"; do
 		missing+=("$p")
 done
 
-# deb-src: copy each deb822 stanza of the system's sources with Types: deb-src.
-srcfile=/etc/apt/sources.list.d/cpu-opv-deb-src.sources
-need_update=0
-if [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list.d/debian.sources ]; then
-	sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
-		"${SUDO[@]}" tee "$srcfile" >/dev/null
-	need_update=1
-elif [ ! -e "$srcfile" ] && [ -e /etc/apt/sources.list ] &&
-	! grep -q '^deb-src' /etc/apt/sources.list; then
-	grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' |
-		"${SUDO[@]}" tee /etc/apt/sources.list.d/cpu-opv-deb-src.list >/dev/null
-	need_update=1
-fi
-
-if [ ${#missing[@]} -gt 0 ] || [ $need_update -eq 1 ]; then
+if [ $updated -eq 0 ] && { [ ${#missing[@]} -gt 0 ] || [ $need_update -eq 1 ]; }; then
 	echo "setup: apt-get update"
 	"${SUDO[@]}" apt-get update -qq
 fi
